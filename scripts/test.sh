@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Sets everything up (scripts/setup.sh), then runs lint and every test suite. Run as root:
+# the integration tests use namespaces, mounts, cgroups, veth links and nftables for real.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+npm run lint
+npm test
