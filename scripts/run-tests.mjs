@@ -1,5 +1,6 @@
-// Runs the test suites with node's test runner: `unit`, `integration`, or both (default).
-// Unit tests need no root; integration tests need root and the packages .ci/run installs.
+// Runs the test suites with node's test runner: `unit`, `integration`, or both (default) in one
+// run, so there is one summary. Unit tests need no root; integration tests need root and the
+// packages scripts/setup.sh installs.
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
@@ -17,21 +18,22 @@ function testFiles(dir) {
   return files;
 }
 
-let status = 0;
+const files = [];
 for (const suite of wanted) {
-  const files = testFiles(join('dist', 'test', suite));
-  if (files.length === 0) {
+  const found = testFiles(join('dist', 'test', suite));
+  if (found.length === 0) {
     console.error(`no ${suite} tests found under dist/test/${suite} (run npm run build first)`);
     process.exit(1);
   }
-  // Integration files run two at a time (the machines have two cores); each test uses its own
-  // sandbox and names, so files do not collide.
-  const concurrency = suite === 'unit' ? 4 : 2;
-  const result = spawnSync(
-    process.execPath,
-    ['--test', `--test-concurrency=${concurrency}`, '--enable-source-maps', ...files],
-    { stdio: 'inherit' },
-  );
-  if (result.status !== 0) status = result.status ?? 1;
+  files.push(...found);
 }
-process.exit(status);
+// Two files at a time (the machines have two cores); each test uses its own sandbox and names,
+// so files do not collide.
+const result = spawnSync(
+  process.execPath,
+  ['--test', '--test-concurrency=2', '--enable-source-maps', ...files],
+  {
+    stdio: 'inherit',
+  },
+);
+process.exit(result.status ?? 1);
