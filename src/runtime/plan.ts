@@ -48,6 +48,7 @@ export const OP = {
   PERSONALITY: 125,
   EXEC: 126,
   MKDIR_IN_ROOT: 127,
+  UNSHARE: 128,
 } as const;
 
 export type OpName = keyof typeof OP;
@@ -68,7 +69,10 @@ export interface PlanOp {
 
 /** Helpers that build each operation with its fields in the documented order. */
 export const ops = {
-  joinNs: (path: string, nstype: number): PlanOp => ({ op: OP.JOIN_NS, fields: [{ s: path }, { n: nstype }] }),
+  joinNs: (path: string, nstype: number): PlanOp => ({
+    op: OP.JOIN_NS,
+    fields: [{ s: path }, { n: nstype }],
+  }),
   cloneFlags: (flags: number): PlanOp => ({ op: OP.CLONE_FLAGS, fields: [{ n: flags }] }),
   uidMap: (text: string): PlanOp => ({ op: OP.UID_MAP, fields: [{ s: text }] }),
   gidMap: (text: string): PlanOp => ({ op: OP.GID_MAP, fields: [{ s: text }] }),
@@ -77,7 +81,10 @@ export const ops = {
     op: OP.CONSOLE_SOCKET,
     fields: [{ s: path }, { n: rows }, { n: cols }],
   }),
-  terminalProxy: (rows: number, cols: number): PlanOp => ({ op: OP.TERMINAL_PROXY, fields: [{ n: rows }, { n: cols }] }),
+  terminalProxy: (rows: number, cols: number): PlanOp => ({
+    op: OP.TERMINAL_PROXY,
+    fields: [{ n: rows }, { n: cols }],
+  }),
   exitFile: (path: string): PlanOp => ({ op: OP.EXIT_FILE, fields: [{ s: path }] }),
   detach: (): PlanOp => ({ op: OP.DETACH, fields: [] }),
   timeOffsets: (text: string): PlanOp => ({ op: OP.TIME_OFFSETS, fields: [{ s: text }] }),
@@ -97,13 +104,29 @@ export const ops = {
     create: number,
   ): PlanOp => ({
     op: OP.MOUNT_IN_ROOT,
-    fields: [{ s: root }, { s: dest }, { s: source }, { s: fstype }, { n: flags }, { s: data }, { n: create }],
+    fields: [
+      { s: root },
+      { s: dest },
+      { s: source },
+      { s: fstype },
+      { n: flags },
+      { s: data },
+      { n: create },
+    ],
   }),
   remount: (root: string, dest: string, flags: bigint): PlanOp => ({
     op: OP.REMOUNT,
     fields: [{ s: root }, { s: dest }, { n: flags }],
   }),
-  mknodInRoot: (root: string, dest: string, mode: number, major: number, minor: number, uid: number, gid: number): PlanOp => ({
+  mknodInRoot: (
+    root: string,
+    dest: string,
+    mode: number,
+    major: number,
+    minor: number,
+    uid: number,
+    gid: number,
+  ): PlanOp => ({
     op: OP.MKNOD_IN_ROOT,
     fields: [{ s: root }, { s: dest }, { n: mode }, { n: major }, { n: minor }, { n: uid }, { n: gid }],
   }),
@@ -119,7 +142,10 @@ export const ops = {
   moveRoot: (root: string): PlanOp => ({ op: OP.MOVE_ROOT, fields: [{ s: root }] }),
   maskPath: (path: string): PlanOp => ({ op: OP.MASK_PATH, fields: [{ s: path }] }),
   readonlyPath: (path: string): PlanOp => ({ op: OP.READONLY_PATH, fields: [{ s: path }] }),
-  writeFile: (path: string, content: string): PlanOp => ({ op: OP.WRITE_FILE, fields: [{ s: path }, { s: content }] }),
+  writeFile: (path: string, content: string): PlanOp => ({
+    op: OP.WRITE_FILE,
+    fields: [{ s: path }, { s: content }],
+  }),
   sethostname: (name: string): PlanOp => ({ op: OP.SETHOSTNAME, fields: [{ s: name }] }),
   setdomainname: (name: string): PlanOp => ({ op: OP.SETDOMAINNAME, fields: [{ s: name }] }),
   setrlimit: (resource: number, soft: bigint, hard: bigint): PlanOp => ({
@@ -130,7 +156,13 @@ export const ops = {
   setgid: (gid: number): PlanOp => ({ op: OP.SETGID, fields: [{ n: gid }] }),
   setuid: (uid: number): PlanOp => ({ op: OP.SETUID, fields: [{ n: uid }] }),
   umask: (mask: number): PlanOp => ({ op: OP.UMASK, fields: [{ n: mask }] }),
-  caps: (bounding: bigint, effective: bigint, permitted: bigint, inheritable: bigint, ambient: bigint): PlanOp => ({
+  caps: (
+    bounding: bigint,
+    effective: bigint,
+    permitted: bigint,
+    inheritable: bigint,
+    ambient: bigint,
+  ): PlanOp => ({
     op: OP.CAPS,
     fields: [{ n: bounding }, { n: effective }, { n: permitted }, { n: inheritable }, { n: ambient }],
   }),
@@ -145,6 +177,7 @@ export const ops = {
   setupTerminal: (): PlanOp => ({ op: OP.SETUP_TERMINAL, fields: [] }),
   preserveFds: (count: number): PlanOp => ({ op: OP.PRESERVE_FDS, fields: [{ n: count }] }),
   personality: (persona: number): PlanOp => ({ op: OP.PERSONALITY, fields: [{ n: persona }] }),
+  unshare: (flags: number): PlanOp => ({ op: OP.UNSHARE, fields: [{ n: flags }] }),
   exec: (args: string[], env: string[]): PlanOp => ({
     op: OP.EXEC,
     fields: [{ n: args.length }, ...args.map((s) => ({ s })), ...env.map((s) => ({ s }))],
@@ -174,7 +207,8 @@ export function encodePlan(plan: PlanOp[]): Buffer {
       const fieldHeader = Buffer.alloc(5);
       let body: Buffer;
       if ('s' in field) {
-        if (field.s.includes('\0')) throw new Error(`plan string contains a NUL byte: ${JSON.stringify(field.s)}`);
+        if (field.s.includes('\0'))
+          throw new Error(`plan string contains a NUL byte: ${JSON.stringify(field.s)}`);
         fieldHeader.writeUInt8(FIELD_STRING, 0);
         body = Buffer.from(field.s, 'utf8');
       } else if ('b' in field) {
@@ -197,7 +231,13 @@ export function describePlan(plan: PlanOp[]): string {
   return plan
     .map(({ op, fields }, index) => {
       const text = fields
-        .map((f) => ('s' in f ? JSON.stringify(f.s) : 'b' in f ? `<${f.b.length} bytes>` : `0x${BigInt(f.n).toString(16)}`))
+        .map((f) =>
+          's' in f
+            ? JSON.stringify(f.s)
+            : 'b' in f
+              ? `<${f.b.length} bytes>`
+              : `0x${BigInt(f.n).toString(16)}`,
+        )
         .join(' ');
       return `${index} ${OP_NAMES[op] ?? `OP${op}`} ${text}`;
     })

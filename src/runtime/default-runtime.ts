@@ -1,0 +1,58 @@
+/** The runtime wired to berth's own drivers: cgroupfs (v1 or v2) and the seccomp compiler. */
+import type { Spec } from '../oci/runtime-spec.js';
+import {
+  cgroupManager,
+  detectCgroupLayout,
+  type CgroupLayout,
+  type CgroupManager,
+} from '../linux/cgroups/index.js';
+import { compileSeccomp } from '../linux/seccomp/compile.js';
+import type { CgroupFactory, CgroupHandle, RuntimeOptions, SeccompCompiler } from './runtime.js';
+import { shimPath } from './shim-process.js';
+
+function handle(manager: CgroupManager): CgroupHandle {
+  return {
+    path: manager.path,
+    create: () => manager.create(),
+    apply: (resources) => (resources ? manager.apply(resources) : Promise.resolve()),
+    addProcess: (pid) => manager.addProcess(pid),
+    freeze: () => manager.freeze(),
+    thaw: () => manager.thaw(),
+    frozen: async () => (await manager.state()) === 'frozen',
+    pids: () => manager.pids(),
+    destroy: () => manager.destroy(),
+  };
+}
+
+let layout: Promise<CgroupLayout> | undefined;
+
+export const cgroupfsFactory: CgroupFactory = async (cgroupsPath, id, options) => {
+  layout ??= detectCgroupLayout();
+  const manager = await cgroupManager(cgroupsPath, id, {
+    systemd: options.systemd,
+    layout: await layout,
+    shimPath: shimPath(),
+  });
+  return handle(manager);
+};
+
+/** Compiled programs are cached by profile text: berthd starts many containers with the same profile. */
+const compiled = new Map<string, { program: Uint8Array; flags: number }>();
+
+export const seccompCompiler: SeccompCompiler = (spec: Spec) => {
+  const profile = spec.linux?.seccomp;
+  if (!profile) return undefined;
+  const key = JSON.stringify(profile);
+  let result = compiled.get(key);
+  if (!result) {
+    const { program, flags } = compileSeccomp(profile);
+    result = { program, flags };
+    if (compiled.size > 32) compiled.clear();
+    compiled.set(key, result);
+  }
+  return result;
+};
+
+export function defaultRuntimeOptions(root: string, systemdCgroup = false): RuntimeOptions {
+  return { root, cgroups: cgroupfsFactory, seccomp: seccompCompiler, systemdCgroup };
+}

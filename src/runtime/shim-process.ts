@@ -1,0 +1,178 @@
+/** Starting berth-shim with a plan and speaking its sync protocol (docs/shim-plan.md). */
+import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Readable, Writable } from 'node:stream';
+import type { Socket } from 'node:net';
+import { BerthError, internal, unavailable } from '../common/errors.js';
+
+let cachedShimPath: string | undefined;
+
+/** $BERTH_SHIM, else native/build/berth-shim of the checkout this code runs from. */
+export function shimPath(): string {
+  if (process.env.BERTH_SHIM) return process.env.BERTH_SHIM;
+  if (cachedShimPath) return cachedShimPath;
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let depth = 0; depth < 6; depth++) {
+    const candidate = join(dir, 'native', 'build', 'berth-shim');
+    if (existsSync(candidate)) return (cachedShimPath = candidate);
+    dir = dirname(dir);
+  }
+  throw unavailable('berth-shim is not built: run `npm run build` (or set BERTH_SHIM to its path)');
+}
+
+/** A failure the shim reported for one plan operation. */
+export class ShimOperationError extends BerthError {
+  constructor(
+    readonly index: number,
+    readonly operation: string,
+    readonly errno: number,
+    readonly detail: string,
+  ) {
+    super('internal', `container setup failed at ${operation} (plan step ${index}): ${detail}`);
+  }
+}
+
+/** execve of the container's program failed (ENOENT -> 127, EACCES -> 126 like Docker). */
+export class ExecFailedError extends BerthError {
+  constructor(
+    readonly errno: number,
+    readonly detail: string,
+  ) {
+    super('invalid-argument', `cannot start the container's program: ${detail}`);
+  }
+}
+
+class LineReader {
+  private buffer = '';
+  private lines: string[] = [];
+  private waiters: Array<(line: string | undefined) => void> = [];
+  private ended = false;
+
+  constructor(stream: Readable) {
+    stream.setEncoding('utf8');
+    stream.on('data', (chunk: string) => {
+      this.buffer += chunk;
+      let newline: number;
+      while ((newline = this.buffer.indexOf('\n')) >= 0) {
+        this.push(this.buffer.slice(0, newline));
+        this.buffer = this.buffer.slice(newline + 1);
+      }
+    });
+    const end = (): void => {
+      this.ended = true;
+      for (const waiter of this.waiters.splice(0)) waiter(undefined);
+    };
+    stream.on('end', end);
+    stream.on('close', end);
+    stream.on('error', end);
+  }
+
+  private push(line: string): void {
+    const waiter = this.waiters.shift();
+    if (waiter) waiter(line);
+    else this.lines.push(line);
+  }
+
+  next(): Promise<string | undefined> {
+    const line = this.lines.shift();
+    if (line !== undefined) return Promise.resolve(line);
+    if (this.ended) return Promise.resolve(undefined);
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+}
+
+function protocolError(line: string): BerthError {
+  const error = /^error (\d+) (\S+) (\d+) (.*)$/.exec(line);
+  if (error)
+    return new ShimOperationError(Number(error[1]), error[2] ?? '', Number(error[3]), error[4] ?? '');
+  const exec = /^exec-failed (\d+) (.*)$/.exec(line);
+  if (exec) return new ExecFailedError(Number(exec[1]), exec[2] ?? '');
+  return internal(`berth-shim said something unexpected: ${JSON.stringify(line)}`);
+}
+
+export interface ShimHandle {
+  child: ChildProcess;
+  /** The container process (init, or the exec'd process). */
+  pid: number;
+  /** Let the process run its operations; resolves at `created`. */
+  proceed(): Promise<void>;
+  /** Kill the process and make the shim exit. */
+  abort(): Promise<void>;
+  /** Resolves with the shim's exit code (the container's, in foreground mode). */
+  exited: Promise<number>;
+  /** Further protocol lines (e.g. `exec-failed` after `start`). */
+  nextLine(): Promise<string | undefined>;
+  /** Stop listening, so this process can exit while the shim runs on. */
+  release(): void;
+}
+
+export async function launchShim(
+  plan: Buffer,
+  options: { stdio: StdioOptions; detached: boolean },
+): Promise<ShimHandle> {
+  const [s0, s1, s2] = Array.isArray(options.stdio)
+    ? options.stdio
+    : [options.stdio, options.stdio, options.stdio];
+  const child = spawn(shimPath(), ['launch'], {
+    stdio: [s0 ?? 'ignore', s1 ?? 'ignore', s2 ?? 'inherit', 'pipe', 'pipe'],
+    detached: options.detached,
+  });
+  const exited = new Promise<number>((resolve) => {
+    child.once('exit', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
+    child.once('error', () => resolve(127));
+  });
+  const planStream = child.stdio[3] as Writable;
+  planStream.on('error', () => undefined);
+  planStream.end(plan);
+  const sync = child.stdio[4] as Socket;
+  sync.on('error', () => undefined);
+  const reader = new LineReader(sync);
+
+  const first = await reader.next();
+  if (first === undefined) {
+    const code = await exited;
+    throw internal(`berth-shim exited (${code}) before starting the container`);
+  }
+  const pidMatch = /^pid (\d+)$/.exec(first);
+  if (!pidMatch) {
+    await exited;
+    throw protocolError(first);
+  }
+  const pid = Number(pidMatch[1]);
+
+  return {
+    child,
+    pid,
+    exited,
+    nextLine: () => reader.next(),
+    async proceed() {
+      sync.write('go\n');
+      const line = await reader.next();
+      if (line === 'created') return;
+      if (line === undefined) {
+        const code = await exited;
+        throw internal(`berth-shim exited (${code}) while setting the container up`);
+      }
+      await exited;
+      throw protocolError(line);
+    },
+    async abort() {
+      if (sync.writable) sync.write('abort\n');
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+      await exited;
+    },
+    release() {
+      sync.destroy();
+      for (const stream of child.stdio) (stream as Readable | Writable | null)?.destroy();
+      child.unref();
+    },
+  };
+}
+
+export { protocolError };

@@ -1,0 +1,124 @@
+/**
+ * Per-container runtime state under the runtime root (`--root`, default /run/berth-runtime):
+ * `<root>/<id>/state.json` (written atomically), `exec.fifo` while the container waits for
+ * `start`, and `exit.json` once the shim has seen it exit.
+ */
+import { mkdir, readFile, readdir, rm } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ContainerStatus, NamespaceType, Spec, State } from '../oci/runtime-spec.js';
+import { writeJsonAtomic } from '../common/atomic-file.js';
+import { conflict, errnoCode, invalidArgument, notFound } from '../common/errors.js';
+import { OCI_RUNTIME_SPEC_VERSION } from '../common/version.js';
+
+export interface ContainerRecord {
+  id: string;
+  bundle: string;
+  rootfs: string;
+  pid: number;
+  /** Start time of the init process (field 22 of /proc/<pid>/stat), to tell it from a reused pid. */
+  pidStartTime: string;
+  shimPid: number;
+  created: string;
+  /** The cgroup path of the container, relative to each hierarchy's root. */
+  cgroupPath: string;
+  /** The namespace types the container has (new or joined), for exec. */
+  namespaces: NamespaceType[];
+  config: Spec;
+  owner: string;
+}
+
+export interface ExitRecord {
+  pid: number;
+  exitCode: number;
+  signal: number;
+  finishedAt: string;
+}
+
+const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.+-]*$/;
+
+export function validateId(id: string | undefined): string {
+  if (id === undefined || id === '') throw invalidArgument('a container id is required');
+  if (!ID_PATTERN.test(id) || id.length > 1024) {
+    throw invalidArgument(`invalid container id ${JSON.stringify(id)}: use letters, digits, _ . + -`);
+  }
+  return id;
+}
+
+/** The start time of a process, or undefined when it does not exist. */
+export function processStartTime(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name may contain spaces and parentheses: fields start after the last ')'.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const state = fields[0];
+    if (state === 'Z' || state === 'X') return undefined;
+    return fields[19];
+  } catch {
+    return undefined;
+  }
+}
+
+export class StateStore {
+  constructor(readonly root: string) {}
+
+  dir(id: string): string {
+    return join(this.root, validateId(id));
+  }
+
+  /** Reserve the directory for a new container; fails if the id is taken. */
+  async reserve(id: string): Promise<string> {
+    const dir = this.dir(id);
+    await mkdir(this.root, { recursive: true, mode: 0o711 });
+    try {
+      await mkdir(dir, { mode: 0o711 });
+    } catch (err) {
+      if (errnoCode(err) === 'EEXIST') throw conflict(`container with id ${id} already exists`);
+      throw err;
+    }
+    return dir;
+  }
+
+  async save(record: ContainerRecord): Promise<void> {
+    await writeJsonAtomic(join(this.dir(record.id), 'state.json'), record, { mode: 0o600 });
+  }
+
+  async load(id: string): Promise<ContainerRecord> {
+    try {
+      return JSON.parse(await readFile(join(this.dir(id), 'state.json'), 'utf8')) as ContainerRecord;
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') throw notFound(`container ${id} does not exist`);
+      throw err;
+    }
+  }
+
+  async exitRecord(id: string): Promise<ExitRecord | undefined> {
+    try {
+      return JSON.parse(await readFile(join(this.dir(id), 'exit.json'), 'utf8')) as ExitRecord;
+    } catch {
+      return undefined;
+    }
+  }
+
+  async ids(): Promise<string[]> {
+    const names = await readdir(this.root).catch(() => [] as string[]);
+    return names.filter((name) => ID_PATTERN.test(name)).sort();
+  }
+
+  async remove(id: string): Promise<void> {
+    await rm(this.dir(id), { recursive: true, force: true });
+  }
+}
+
+/** Whether the container's init is still the process we started. */
+export function initAlive(record: ContainerRecord): boolean {
+  return processStartTime(record.pid) === record.pidStartTime;
+}
+
+export function toOciState(record: ContainerRecord, status: ContainerStatus): State {
+  const state: State = { ociVersion: OCI_RUNTIME_SPEC_VERSION, id: record.id, status, bundle: record.bundle };
+  if (status !== 'stopped') state.pid = record.pid;
+  else state.pid = 0;
+  if (record.config.annotations) state.annotations = record.config.annotations;
+  return state;
+}

@@ -1,0 +1,174 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, mkdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildCreatePlan, buildExecPlan, CLONE_FLAG } from '../../../src/runtime/plan-builder.js';
+import { OP, OP_NAMES, type PlanOp } from '../../../src/runtime/plan.js';
+import { defaultSpec } from '../../../src/oci/defaults.js';
+import { MS } from '../../../src/linux/mount-options.js';
+import type { Spec } from '../../../src/oci/runtime-spec.js';
+import type { CgroupHierarchy } from '../../../src/runtime/cgroup-mounts.js';
+
+const V1: CgroupHierarchy[] = [
+  { version: 1, name: 'memory', mountPoint: '/sys/fs/cgroup/memory', superOptions: 'memory' },
+  { version: 1, name: 'cpu,cpuacct', mountPoint: '/sys/fs/cgroup/cpu,cpuacct', superOptions: 'cpu,cpuacct' },
+];
+
+async function bundle(t: { after: (fn: () => Promise<void>) => void }): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'berth-plan-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  await mkdir(join(dir, 'rootfs'));
+  await mkdir(join(dir, 'volume'));
+  return dir;
+}
+
+const names = (plan: PlanOp[]): string[] => plan.map((op) => OP_NAMES[op.op] ?? '?');
+const strings = (op: PlanOp): string[] => op.fields.flatMap((f) => ('s' in f ? [f.s] : []));
+const number = (op: PlanOp, index: number): bigint => {
+  const field = op.fields[index];
+  assert.ok(field && 'n' in field);
+  return BigInt(field.n);
+};
+
+function build(
+  spec: Spec,
+  dir: string,
+  extra: Partial<Parameters<typeof buildCreatePlan>[1]> = {},
+): PlanOp[] {
+  return buildCreatePlan(spec, {
+    bundle: dir,
+    stateDir: join(dir, 'state'),
+    detach: true,
+    cgroupHierarchies: V1,
+    cgroupPath: '/berth/c1',
+    seccomp: { program: new Uint8Array(8), flags: 0 },
+    ...extra,
+  });
+}
+
+test('the default spec: namespaces cloned, cgroup namespace unshared by init, ordered set-up', async (t) => {
+  const dir = await bundle(t);
+  const plan = build(defaultSpec({ terminal: false }), dir);
+  const order = names(plan);
+  const clone = plan.find((op) => op.op === OP.CLONE_FLAGS);
+  assert.ok(clone);
+  const flags = Number(number(clone, 0));
+  for (const type of ['pid', 'network', 'ipc', 'uts', 'mount'] as const)
+    assert.ok(flags & CLONE_FLAG[type], type);
+  assert.equal(flags & CLONE_FLAG.cgroup, 0, 'the cgroup namespace is created after init joins its cgroup');
+  const firstContainerOp = plan.findIndex((op) => op.op >= 100);
+  assert.equal(order[firstContainerOp], 'UNSHARE');
+  const at = (name: string): number => order.indexOf(name);
+  assert.ok(at('OPEN_START_FIFO') < at('PIVOT_ROOT'), 'the fifo is opened while its path is reachable');
+  assert.ok(at('PIVOT_ROOT') < at('READONLY_PATH'));
+  assert.ok(at('SETUID') < at('CAPS'));
+  assert.ok(at('WAIT_START') < at('SECCOMP'));
+  assert.equal(order.at(-2), 'SECCOMP', 'seccomp is the last step before exec');
+  assert.equal(order.at(-1), 'EXEC');
+  assert.equal(order.filter((n) => n === 'MKNOD_IN_ROOT').length, 6, 'the default devices');
+  const mounts = plan.filter((op) => op.op === OP.MOUNT_IN_ROOT).map((op) => strings(op)[1]);
+  assert.deepEqual(mounts.slice(0, 6), ['/proc', '/dev', '/dev/pts', '/dev/shm', '/dev/mqueue', '/sys']);
+  assert.ok(mounts.includes('/sys/fs/cgroup/memory') && mounts.includes('/sys/fs/cgroup/cpu,cpuacct'));
+  const symlinks = plan
+    .filter((op) => op.op === OP.SYMLINK_IN_ROOT)
+    .map((op) => strings(op).slice(1).join(' -> '));
+  assert.ok(symlinks.includes('/sys/fs/cgroup/cpu -> cpu,cpuacct'));
+  assert.ok(symlinks.includes('/dev/ptmx -> pts/ptmx'));
+  assert.ok(
+    plan.some((op) => op.op === OP.REMOUNT && strings(op)[1] === '/'),
+    'read-only root',
+  );
+  assert.ok(plan.some((op) => op.op === OP.DETACH));
+});
+
+test('a read-only bind mount is a bind then a remount; propagation is a separate step', async (t) => {
+  const dir = await bundle(t);
+  const spec = defaultSpec({ terminal: false });
+  spec.mounts = [
+    {
+      destination: '/data',
+      type: 'bind',
+      source: join(dir, 'volume'),
+      options: ['rbind', 'ro', 'nosuid', 'rslave'],
+    },
+  ];
+  const plan = build(spec, dir);
+  const index = plan.findIndex((op) => op.op === OP.MOUNT_IN_ROOT && strings(op)[1] === '/data');
+  const bind = plan[index];
+  const remount = plan[index + 1];
+  const propagation = plan[index + 2];
+  assert.ok(bind && remount && propagation);
+  assert.equal(number(bind, 4), MS.BIND | MS.REC);
+  assert.equal(number(bind, 6), 1n, 'a directory source makes a directory target');
+  assert.equal(remount.op, OP.REMOUNT);
+  assert.equal(number(remount, 2), MS.RDONLY | MS.NOSUID);
+  assert.equal(number(propagation, 4), MS.SLAVE | MS.REC);
+});
+
+test('a user namespace: maps written, devices bind-mounted instead of mknod', async (t) => {
+  const dir = await bundle(t);
+  const spec = defaultSpec({ terminal: false });
+  spec.linux!.namespaces!.push({ type: 'user' });
+  spec.linux!.uidMappings = [{ containerID: 0, hostID: 100000, size: 65536 }];
+  spec.linux!.gidMappings = [{ containerID: 0, hostID: 100000, size: 65536 }];
+  const plan = build(spec, dir);
+  assert.deepEqual(strings(plan.find((op) => op.op === OP.UID_MAP)!), ['0 100000 65536\n']);
+  assert.equal(plan.filter((op) => op.op === OP.MKNOD_IN_ROOT).length, 0);
+  assert.ok(
+    plan.some(
+      (op) => op.op === OP.MOUNT_IN_ROOT && strings(op)[1] === '/dev/null' && strings(op)[2] === '/dev/null',
+    ),
+  );
+});
+
+test('joined namespaces come first, user namespace before the others', async (t) => {
+  const dir = await bundle(t);
+  const spec = defaultSpec({ terminal: false });
+  spec.linux!.namespaces = [
+    { type: 'network', path: '/run/netns/x' },
+    { type: 'user', path: '/proc/1/ns/user' },
+    { type: 'mount' },
+    { type: 'uts' },
+  ];
+  const plan = build(spec, dir);
+  const joins = plan.filter((op) => op.op === OP.JOIN_NS).map((op) => strings(op)[0]);
+  assert.deepEqual(joins, ['/proc/1/ns/user', '/run/netns/x']);
+});
+
+test('sysctls are written before /proc/sys becomes read-only; a terminal is set up before credentials change', async (t) => {
+  const dir = await bundle(t);
+  const spec = defaultSpec({ terminal: true });
+  spec.linux!.sysctl = { 'net.ipv4.ip_forward': '1' };
+  const plan = build(spec, dir, { consoleSocket: '/run/console.sock' });
+  const order = names(plan);
+  const write = plan.findIndex(
+    (op) => op.op === OP.WRITE_FILE && strings(op)[0] === '/proc/sys/net/ipv4/ip_forward',
+  );
+  const readonly = plan.findIndex((op) => op.op === OP.READONLY_PATH && strings(op)[0] === '/proc/sys');
+  assert.ok(write >= 0 && write < readonly);
+  assert.ok(order.indexOf('SETUP_TERMINAL') < order.indexOf('SETUID'));
+  assert.ok(order.includes('CONSOLE_SOCKET'));
+});
+
+test('exec joins the container namespaces (user first) and repeats identity and seccomp', () => {
+  const process = defaultSpec({ terminal: false }).process!;
+  const plan = buildExecPlan(
+    { ...process, args: ['ls'] },
+    { pid: 42, namespaces: ['mount', 'user', 'pid'], detach: false },
+  );
+  const joins = plan.filter((op) => op.op === OP.JOIN_NS).map((op) => strings(op)[0]);
+  assert.deepEqual(joins, ['/proc/42/ns/user', '/proc/42/ns/pid', '/proc/42/ns/mnt']);
+  assert.equal(names(plan).at(-1), 'EXEC');
+  assert.ok(names(plan).includes('CAPS'));
+});
+
+test('a bind mount without a source and a missing rootfs are refused before anything runs', async (t) => {
+  const dir = await bundle(t);
+  const spec = defaultSpec({ terminal: false });
+  spec.mounts = [{ destination: '/x', type: 'bind', options: ['bind'] }];
+  assert.throws(() => build(spec, dir), /mounts\[0\]\.source: a bind mount needs a source/);
+  const missing = defaultSpec({ terminal: false });
+  missing.root = { path: 'nope' };
+  assert.throws(() => build(missing, dir), /root\.path: .*nope is not a directory/);
+});
