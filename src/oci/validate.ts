@@ -15,7 +15,6 @@ const IPC_SYSCTLS = new Set([
   'kernel.shmmni',
   'kernel.shm_rmid_forced',
 ]);
-const CAP_SYS_RESOURCE = 24;
 
 export interface ValidationContext {
   /** The caller's own rlimits; a container limit above a hard limit cannot be set without CAP_SYS_RESOURCE. */
