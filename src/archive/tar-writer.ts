@@ -99,11 +99,14 @@ function encodeHeader(fields: HeaderFields): Buffer {
   return header;
 }
 
-/** Encode one entry (with a pax header before it when ustar cannot hold it) as tar blocks. */
-export function encodeTarEntry(entry: TarEntry): Buffer[] {
+/**
+ * The header blocks of one entry (a pax header first when ustar cannot hold it). For a file whose
+ * content is streamed, `contentLength` gives its size; the content and tarPadding() follow.
+ */
+export function encodeTarHeader(entry: TarEntry, contentLength?: number): Buffer[] {
   let name = entry.path.replace(/^\/+/, '');
   if (entry.type === 'directory' && !name.endsWith('/')) name += '/';
-  const content = entry.type === 'file' ? (entry.content ?? new Uint8Array()) : new Uint8Array();
+  const size = entry.type === 'file' ? (contentLength ?? entry.content?.length ?? 0) : 0;
   const linkname = entry.linkTarget ?? '';
   const uid = entry.uid ?? 0;
   const gid = entry.gid ?? 0;
@@ -115,8 +118,7 @@ export function encodeTarEntry(entry: TarEntry): Buffer[] {
   if (!fitsUstar(linkname, 100)) pax.push(paxRecord('linkpath', Buffer.from(linkname)));
   if (octalField(uid, 8) === undefined) pax.push(paxRecord('uid', Buffer.from(String(uid))));
   if (octalField(gid, 8) === undefined) pax.push(paxRecord('gid', Buffer.from(String(gid))));
-  if (octalField(content.length, 12) === undefined)
-    pax.push(paxRecord('size', Buffer.from(String(content.length))));
+  if (octalField(size, 12) === undefined) pax.push(paxRecord('size', Buffer.from(String(size))));
   for (const [key, value] of Object.entries(entry.xattrs ?? {}).sort(([a], [b]) => (a < b ? -1 : 1))) {
     pax.push(paxRecord(`SCHILY.xattr.${key}`, typeof value === 'string' ? Buffer.from(value) : value));
   }
@@ -149,7 +151,7 @@ export function encodeTarEntry(entry: TarEntry): Buffer[] {
       mode: entry.mode,
       uid: octalField(uid, 8) === undefined ? 0 : uid,
       gid: octalField(gid, 8) === undefined ? 0 : gid,
-      size: content.length,
+      size: octalField(size, 12) === undefined ? 0 : size,
       mtime,
       typeflag: TYPEFLAG[entry.type],
       linkname: fitsUstar(linkname, 100) ? linkname : linkname.slice(0, 99),
@@ -159,6 +161,18 @@ export function encodeTarEntry(entry: TarEntry): Buffer[] {
       devMinor: entry.devMinor ?? 0,
     }),
   );
+  return blocks;
+}
+
+/** Zero bytes that pad `size` bytes of content to a whole block. */
+export function tarPadding(size: number): Buffer {
+  return padding(size);
+}
+
+/** Encode one entry (with a pax header before it when ustar cannot hold it) as tar blocks. */
+export function encodeTarEntry(entry: TarEntry): Buffer[] {
+  const content = entry.type === 'file' ? (entry.content ?? new Uint8Array()) : new Uint8Array();
+  const blocks = encodeTarHeader(entry, content.length);
   if (content.length > 0) blocks.push(Buffer.from(content), padding(content.length));
   return blocks;
 }
