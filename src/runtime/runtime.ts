@@ -27,6 +27,7 @@ import {
   type ContainerRecord,
 } from './state.js';
 import { parseSignal } from './signals.js';
+import { effectiveResources } from './device-rules.js';
 
 const run = promisify(execFile);
 
@@ -152,7 +153,7 @@ export class Runtime {
     try {
       await run('mkfifo', ['-m', '0622', join(stateDir, 'exec.fifo')]);
       await cgroup.create();
-      await cgroup.apply(spec.linux?.resources);
+      await cgroup.apply(effectiveResources(spec));
       const plan = buildCreatePlan(spec, {
         bundle: options.bundle,
         stateDir,

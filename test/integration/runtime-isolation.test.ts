@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { access, mkdir, readFile, symlink, readdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { access, chmod, mkdir, readFile, symlink, readdir } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { createSandbox, CGROUP_ROOT } from '../helpers/sandbox.js';
 import { makeBundle, runtime } from '../helpers/bundle.js';
 import { DEFAULT_CAPABILITIES, capabilityMask } from '../../src/linux/capabilities.js';
@@ -33,7 +33,7 @@ test('default isolation: pid 1, own hostname, read-only root, Docker capabilitie
       'hostname',
       'touch /x 2>/dev/null && echo root=rw || echo root=ro',
       'grep -E "^(CapEff|CapBnd|CapPrm|NoNewPrivs|Seccomp):" /proc/self/status',
-      'echo kcore=$(wc -c < /proc/kcore)',
+      'echo keys=$(wc -c < /proc/keys) timer_list=$(wc -c < /proc/timer_list)',
       'echo 1 > /proc/sys/kernel/ostype 2>/dev/null && echo procsys=rw || echo procsys=ro',
       'ls /dev | sort | tr "\\n" " "; echo',
       'ip link 2>/dev/null | grep -c "^[0-9]" || ls /sys/class/net | wc -l',
@@ -49,7 +49,7 @@ test('default isolation: pid 1, own hostname, read-only root, Docker capabilitie
   assert.match(out, new RegExp(`^CapEff:\\s+${expected}$`, 'm'));
   assert.match(out, new RegExp(`^CapBnd:\\s+${expected}$`, 'm'));
   assert.match(out, /^NoNewPrivs:\s+1$/m);
-  assert.match(out, /^kcore=0$/m);
+  assert.match(out, /^keys=0 timer_list=0$/m, 'masked /proc files read as empty');
   assert.match(out, /^procsys=ro$/m);
   for (const device of [
     'null',
@@ -110,13 +110,19 @@ test('bind mounts with options, tmpfs with size and mode', async (t) => {
 });
 
 test('user namespace: container root is an unprivileged host uid', async (t) => {
-  const result = await inContainer(t, 'id -u; cat /proc/self/uid_map; cat /proc/self/gid_map', (bundle) => {
-    bundle.spec.linux!.namespaces!.push({ type: 'user' });
-    bundle.spec.linux!.uidMappings = [{ containerID: 0, hostID: 200000, size: 65536 }];
-    bundle.spec.linux!.gidMappings = [{ containerID: 0, hostID: 200000, size: 65536 }];
-    // sysfs and the cgroup tree cannot be mounted by an unprivileged owner of the network namespace's user namespace here
-    bundle.spec.mounts = bundle.spec.mounts!.filter((m) => m.destination !== '/sys/fs/cgroup');
-  });
+  const result = await inContainer(
+    t,
+    'id -u; cat /proc/self/uid_map; cat /proc/self/gid_map',
+    async (bundle) => {
+      // The container's root (host uid 200000) must be able to reach its rootfs, as with Docker's userns-remap.
+      for (let dir = bundle.dir; dir !== '/' && dir !== '/tmp'; dir = dirname(dir)) await chmod(dir, 0o755);
+      bundle.spec.linux!.namespaces!.push({ type: 'user' });
+      bundle.spec.linux!.uidMappings = [{ containerID: 0, hostID: 200000, size: 65536 }];
+      bundle.spec.linux!.gidMappings = [{ containerID: 0, hostID: 200000, size: 65536 }];
+      // sysfs and the cgroup tree cannot be mounted by an unprivileged owner of the network namespace's user namespace here
+      bundle.spec.mounts = bundle.spec.mounts!.filter((m) => m.destination !== '/sys/fs/cgroup');
+    },
+  );
   assert.equal(result.code, 0, result.stderr);
   assert.match(result.stdout, /^0\n\s+0\s+200000\s+65536\n\s+0\s+200000\s+65536\n$/);
 });
