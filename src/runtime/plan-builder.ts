@@ -119,7 +119,8 @@ function cgroupMountOps(
     ];
   }
   result.push(ops.mountInRoot(root, dest, 'tmpfs', 'tmpfs', base, 'mode=755', CREATE.DIR));
-  const all = [...v1, ...(unified ? [unified] : [])];
+  // Like runc and Docker, a hybrid host's cgroup2 mount is not shown to the container.
+  const all = v1;
   for (const hierarchy of all) {
     const target = join(dest, hierarchy.name);
     if (ownCgroupNs) {
