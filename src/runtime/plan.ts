@@ -192,38 +192,45 @@ const FIELD_NUMBER = 3;
 
 /** Encode a plan: header, then each operation with its typed, length-prefixed fields (little-endian). */
 export function encodePlan(plan: PlanOp[]): Buffer {
-  const parts: Buffer[] = [];
-  const header = Buffer.alloc(12);
-  header.write(PLAN_MAGIC, 0, 'ascii');
-  header.writeUInt32LE(PLAN_VERSION, 4);
-  header.writeUInt32LE(plan.length, 8);
-  parts.push(header);
-  for (const { op, fields } of plan) {
-    const opHeader = Buffer.alloc(4);
-    opHeader.writeUInt16LE(op, 0);
-    opHeader.writeUInt16LE(fields.length, 2);
-    parts.push(opHeader);
-    for (const field of fields) {
-      const fieldHeader = Buffer.alloc(5);
-      let body: Buffer;
+  // Strings are converted once; the buffer is sized exactly and written in one pass.
+  const bodies = plan.map(({ fields }) =>
+    fields.map((field): Buffer | bigint => {
       if ('s' in field) {
         if (field.s.includes('\0'))
           throw new Error(`plan string contains a NUL byte: ${JSON.stringify(field.s)}`);
-        fieldHeader.writeUInt8(FIELD_STRING, 0);
-        body = Buffer.from(field.s, 'utf8');
-      } else if ('b' in field) {
-        fieldHeader.writeUInt8(FIELD_BYTES, 0);
-        body = Buffer.from(field.b);
-      } else {
-        fieldHeader.writeUInt8(FIELD_NUMBER, 0);
-        body = Buffer.alloc(8);
-        body.writeBigUInt64LE(BigInt.asUintN(64, BigInt(field.n)));
+        return Buffer.from(field.s, 'utf8');
       }
-      fieldHeader.writeUInt32LE(body.length, 1);
-      parts.push(fieldHeader, body);
-    }
+      if ('b' in field) return Buffer.from(field.b.buffer, field.b.byteOffset, field.b.byteLength);
+      return BigInt.asUintN(64, BigInt(field.n));
+    }),
+  );
+  let size = 12;
+  for (const fields of bodies) {
+    size += 4;
+    for (const body of fields) size += 5 + (typeof body === 'bigint' ? 8 : body.length);
   }
-  return Buffer.concat(parts);
+  const out = Buffer.alloc(size);
+  out.write(PLAN_MAGIC, 0, 'ascii');
+  out.writeUInt32LE(PLAN_VERSION, 4);
+  out.writeUInt32LE(plan.length, 8);
+  let offset = 12;
+  plan.forEach(({ op, fields }, index) => {
+    offset = out.writeUInt16LE(op, offset);
+    offset = out.writeUInt16LE(fields.length, offset);
+    for (const [i, body] of (bodies[index] ?? []).entries()) {
+      const field = fields[i];
+      if (typeof body === 'bigint') {
+        offset = out.writeUInt8(FIELD_NUMBER, offset);
+        offset = out.writeUInt32LE(8, offset);
+        offset = out.writeBigUInt64LE(body, offset);
+      } else {
+        offset = out.writeUInt8(field !== undefined && 's' in field ? FIELD_STRING : FIELD_BYTES, offset);
+        offset = out.writeUInt32LE(body.length, offset);
+        offset += body.copy(out, offset);
+      }
+    }
+  });
+  return out;
 }
 
 /** A readable listing of a plan, for `--debug` logs and error reports. */

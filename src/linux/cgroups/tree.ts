@@ -1,5 +1,6 @@
 /** Walking and removing a cgroup directory tree, the same on v1 and v2. */
-import { readdir, readFile, rmdir } from 'node:fs/promises';
+// Synchronous calls: cgroupfs answers from the kernel at once (see cgroupfs.ts).
+import { readdirSync, readFileSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { conflict, describeError, errnoCode, internal } from '../../common/errors.js';
@@ -7,7 +8,7 @@ import { conflict, describeError, errnoCode, internal } from '../../common/error
 /** Sub-cgroups of a directory (every subdirectory is one); none when it does not exist. */
 async function children(directory: string): Promise<string[]> {
   try {
-    const entries = await readdir(directory, { withFileTypes: true });
+    const entries = readdirSync(directory, { withFileTypes: true });
     return entries.filter((entry) => entry.isDirectory()).map((entry) => join(directory, entry.name));
   } catch (err) {
     if (errnoCode(err) === 'ENOENT') return [];
@@ -19,10 +20,14 @@ async function children(directory: string): Promise<string[]> {
 export async function processesIn(directory: string): Promise<number[]> {
   const found = new Set<number>();
   const visit = async (dir: string): Promise<void> => {
-    const text = await readFile(join(dir, 'cgroup.procs'), 'utf8').catch((err: unknown) => {
-      if (errnoCode(err) === 'ENOENT') return '';
-      throw internal(`reading ${join(dir, 'cgroup.procs')} failed: ${describeError(err)}`, err);
-    });
+    let text = '';
+    try {
+      text = readFileSync(join(dir, 'cgroup.procs'), 'utf8');
+    } catch (err) {
+      if (errnoCode(err) !== 'ENOENT') {
+        throw internal(`reading ${join(dir, 'cgroup.procs')} failed: ${describeError(err)}`, err);
+      }
+    }
     for (const line of text.split('\n')) if (/^\d+$/.test(line)) found.add(Number(line));
     for (const child of await children(dir)) await visit(child);
   };
@@ -41,7 +46,7 @@ export async function removeTree(directory: string): Promise<void> {
   for (const child of await children(directory)) await removeTree(child);
   for (let attempt = 0; ; attempt++) {
     try {
-      await rmdir(directory);
+      rmdirSync(directory);
       return;
     } catch (err) {
       const code = errnoCode(err);
