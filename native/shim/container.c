@@ -1,0 +1,248 @@
+/* child1 (joins namespaces, clones init) and init (waits for `go`, runs every container op in
+ * plan order, ends in execve). Both report to the shim over the SOCK_SEQPACKET channel. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/personality.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "shim.h"
+
+#define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+struct init_state {
+    struct launch *l;
+    int fifo;
+    int created;
+};
+
+static void report(int chan, uint32_t index, const char *name, const struct failure *f)
+{
+    char line[DETAIL_MAX + 64];
+    snprintf(line, sizeof line, "error %u %s %d %s", index, name, f->err, f->detail);
+    send_msg(chan, line, -1);
+}
+
+static void __attribute__((noreturn)) die_op(const struct launch *l, int index, const struct failure *f)
+{
+    if (index >= 0) report(l->chan, (uint32_t)index, op_name(l->plan->ops[index].code), f);
+    else report(l->chan, l->plan->nops, "LAUNCH", f);
+    _exit(1);
+}
+
+/* Close every fd >= 3 except the channel, the console socket and the fds to preserve (5..). */
+static void close_unneeded(const struct launch *l)
+{
+    unsigned keep[2] = {(unsigned)l->chan, l->console >= 0 ? (unsigned)l->console : ~0u};
+    if (keep[0] > keep[1]) keep[0] = keep[1], keep[1] = (unsigned)l->chan;
+    close_range(3, PRESERVE_SOURCE - 1, 0);
+    unsigned lo = fd_floor(l);
+    for (int i = 0; i < 2; i++) {
+        if (keep[i] == ~0u) break;
+        if (keep[i] > lo) close_range(lo, keep[i] - 1, 0);
+        lo = keep[i] + 1;
+    }
+    close_range(lo, ~0u, 0);
+}
+
+static int write_file(const char *path, const char *content, struct failure *f)
+{
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return fail(f, errno, "opening %s", path);
+    int r = write_all(fd, content, strlen(content));
+    int err = errno;
+    if (close(fd) < 0 && r == 0) r = -1, err = errno;
+    return r < 0 ? fail(f, err, "writing %s", path) : 0;
+}
+
+static int wait_start(struct init_state *s, struct failure *f)
+{
+    char path[64];
+    send_msg(s->l->chan, "created", -1);
+    s->created = 1;
+    snprintf(path, sizeof path, "/proc/self/fd/%d", s->fifo);
+    int fd = open(path, O_WRONLY | O_CLOEXEC); /* blocks until `start` opens the fifo for reading */
+    if (fd < 0) return fail(f, errno, "opening the start fifo");
+    int r = write_all(fd, "0", 1);
+    int err = errno;
+    close(fd);
+    close(s->fifo);
+    return r < 0 ? fail(f, err, "writing the start fifo") : 0;
+}
+
+/* The caller passed the fds to preserve as 5..5+n-1; the container gets them as 3..3+n-1. */
+static int preserve_fds(unsigned n, struct failure *f)
+{
+    for (unsigned i = 0; i < n; i++)
+        if (dup2((int)(PRESERVE_SOURCE + i), (int)(3 + i)) < 0)
+            return fail(f, errno, "moving preserved fd %u to %u", PRESERVE_SOURCE + i, 3 + i);
+    unsigned from = 3 + n > PRESERVE_SOURCE ? 3 + n : PRESERVE_SOURCE;
+    if (n > 0 && from <= PRESERVE_SOURCE + n - 1) close_range(from, PRESERVE_SOURCE + n - 1, 0);
+    return 0;
+}
+
+static int exec_op(struct init_state *s, const struct plan_op *op, struct failure *f)
+{
+    size_t argc = (size_t)op->f[0].n, nenv = op->nfields - 1 - argc;
+    char **argv = calloc(argc + 1, sizeof *argv), **envp = calloc(nenv + 1, sizeof *envp);
+    if (!argv || !envp) return fail(f, ENOMEM, "exec arguments");
+    const char *search = DEFAULT_PATH;
+    for (size_t i = 0; i < argc; i++) argv[i] = (char *)op->f[1 + i].s;
+    for (size_t i = 0; i < nenv; i++) {
+        envp[i] = (char *)op->f[1 + argc + i].s;
+        if (strncmp(envp[i], "PATH=", 5) == 0) search = envp[i] + 5;
+    }
+    if (!s->created) {
+        send_msg(s->l->chan, "created", -1);
+        s->created = 1;
+    }
+    int err = ENOENT;
+    if (strchr(argv[0], '/')) {
+        execve(argv[0], argv, envp);
+        err = errno;
+    } else {
+        int eacces = 0;
+        for (const char *p = search;; p++) {
+            size_t dlen = strcspn(p, ":");
+            char path[PATH_MAX];
+            if (snprintf(path, sizeof path, "%.*s%s%s", (int)dlen, p, dlen ? "/" : "", argv[0]) < (int)sizeof path) {
+                execve(path, argv, envp);
+                if (errno == EACCES) eacces = 1;
+                else if (errno != ENOENT && errno != ENOTDIR && errno != ESTALE && errno != ENODEV) {
+                    err = errno;
+                    break;
+                }
+            }
+            p += dlen;
+            if (!*p) {
+                err = eacces ? EACCES : ENOENT;
+                break;
+            }
+        }
+    }
+    if (err == ENOENT || err == EACCES) {
+        char line[DETAIL_MAX];
+        snprintf(line, sizeof line, "exec-failed %d %s: %s", err, argv[0], strerror(err));
+        one_line(line + 12);
+        send_msg(s->l->chan, line, -1);
+        _exit(err == ENOENT ? 127 : 126);
+    }
+    return fail(f, err, "execve %s", argv[0]);
+}
+
+static int run_op(struct init_state *s, const struct plan_op *op, struct failure *f)
+{
+    const struct plan_field *a = op->f;
+    switch (op->code) {
+    case OP_MOUNT: return op_mount(op, f);
+    case OP_MOUNT_IN_ROOT: return op_mount_in_root(op, f);
+    case OP_REMOUNT: return op_remount(op, f);
+    case OP_MKNOD_IN_ROOT: return op_mknod_in_root(op, f);
+    case OP_SYMLINK_IN_ROOT: return op_symlink_in_root(op, f);
+    case OP_MKDIR_IN_ROOT: return op_mkdir_in_root(op, f);
+    case OP_PIVOT_ROOT: return op_pivot_root(op, f);
+    case OP_MOVE_ROOT: return op_move_root(op, f);
+    case OP_MASK_PATH: return op_mask_path(op, f);
+    case OP_READONLY_PATH: return op_readonly_path(op, f);
+    case OP_WRITE_FILE: return write_file(a[0].s, a[1].s, f);
+    case OP_SETHOSTNAME:
+        return sethostname(a[0].s, a[0].len) < 0 ? fail(f, errno, "sethostname %s", a[0].s) : 0;
+    case OP_SETDOMAINNAME:
+        return setdomainname(a[0].s, a[0].len) < 0 ? fail(f, errno, "setdomainname %s", a[0].s) : 0;
+    case OP_SETRLIMIT: {
+        struct rlimit rl = {.rlim_cur = a[1].n, .rlim_max = a[2].n};
+        if (a[0].n > INT_MAX || prlimit(0, (int)a[0].n, &rl, NULL) < 0)
+            return fail(f, a[0].n > INT_MAX ? EINVAL : errno, "setrlimit resource %llu soft %llu hard %llu",
+                        (unsigned long long)a[0].n, (unsigned long long)a[1].n, (unsigned long long)a[2].n);
+        return 0;
+    }
+    case OP_SETGROUPS_IDS: return op_setgroups_ids(op, f);
+    case OP_SETGID: return op_setgid(op, f);
+    case OP_SETUID: return op_setuid(op, f);
+    case OP_UMASK: umask((mode_t)a[0].n & 0777); return 0;
+    case OP_CAPS: return op_caps(op, f);
+    case OP_NO_NEW_PRIVS: return op_no_new_privs(f);
+    case OP_CHDIR: return chdir(a[0].s) < 0 ? fail(f, errno, "chdir %s", a[0].s) : 0;
+    case OP_SECCOMP: return op_seccomp(op, f);
+    case OP_OPEN_START_FIFO:
+        s->fifo = fd_above(open(a[0].s, O_PATH | O_CLOEXEC), fd_floor(s->l));
+        return s->fifo < 0 ? fail(f, errno, "opening %s", a[0].s) : 0;
+    case OP_WAIT_START: return wait_start(s, f);
+    case OP_SETUP_TERMINAL: return op_setup_terminal(s->l, f);
+    case OP_PRESERVE_FDS: return preserve_fds((unsigned)a[0].n, f);
+    case OP_PERSONALITY:
+        return personality((unsigned long)a[0].n) < 0 ? fail(f, errno, "personality 0x%llx", (unsigned long long)a[0].n)
+                                                      : 0;
+    case OP_UNSHARE:
+        return unshare((int)a[0].n) < 0 ? fail(f, errno, "unshare 0x%llx", (unsigned long long)a[0].n) : 0;
+    case OP_EXEC: return exec_op(s, op, f);
+    }
+    return fail(f, ENOSYS, "op %u is not a container operation", op->code);
+}
+
+static void __attribute__((noreturn)) init_main(struct launch *l)
+{
+    struct failure f;
+    struct sigaction dfl = {.sa_handler = SIG_DFL};
+    sigset_t none;
+    for (int sig = 1; sig < NSIG; sig++) sigaction(sig, &dfl, NULL);
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    close_unneeded(l);
+    if (!l->setup_terminal) setsid();
+
+    char go[16];
+    if (recv_msg(l->chan, go, sizeof go, NULL, 0) <= 0 || strcmp(go, "go") != 0) _exit(1);
+    if (l->userns_index >= 0 && become_ns_root(&f) < 0) die_op(l, l->userns_index, &f);
+
+    struct init_state s = {.l = l, .fifo = -1, .created = 0};
+    for (uint32_t i = 0; i < l->plan->nops; i++) {
+        const struct plan_op *op = &l->plan->ops[i];
+        if (op->code < OP_FIRST_CONTAINER) continue;
+        if (run_op(&s, op, &f) < 0) die_op(l, (int)i, &f);
+    }
+    _exit(1); /* not reached: the plan ends with EXEC */
+}
+
+void child1_main(struct launch *l)
+{
+    const struct plan *p = l->plan;
+    struct failure f;
+    int *fds = calloc(p->nops, sizeof *fds);
+    if (!fds) die_op(l, -1, (fail(&f, ENOMEM, "child1"), &f));
+    /* Namespace paths are host paths: open them all before joining any (joining a mount namespace
+     * would change what they name). */
+    for (uint32_t i = 0; i < p->nops; i++) {
+        const struct plan_op *op = &p->ops[i];
+        if (op->code != OP_JOIN_NS) continue;
+        fds[i] = open(op->f[0].s, O_RDONLY | O_CLOEXEC);
+        if (fds[i] < 0) die_op(l, (int)i, (fail(&f, errno, "opening %s", op->f[0].s), &f));
+    }
+    for (uint32_t i = 0; i < p->nops; i++) {
+        const struct plan_op *op = &p->ops[i];
+        if (op->code == OP_JOIN_NS && setns(fds[i], (int)op->f[1].n) < 0)
+            die_op(l, (int)i, (fail(&f, errno, "setns %s (type 0x%llx)", op->f[0].s, (unsigned long long)op->f[1].n), &f));
+    }
+    for (uint32_t i = 0; i < p->nops; i++) {
+        const struct plan_op *op = &p->ops[i];
+        if (op->code != OP_TIME_OFFSETS) continue;
+        if (unshare(CLONE_NEWTIME) < 0) die_op(l, (int)i, (fail(&f, errno, "unshare CLONE_NEWTIME"), &f));
+        if (write_file("/proc/self/timens_offsets", op->f[0].s, &f) < 0) die_op(l, (int)i, &f);
+    }
+    /* Fork-like clone (no new stack): safe in this single-threaded process. */
+    long pid = syscall(SYS_clone, (unsigned long)l->clone_flags | SIGCHLD, 0, NULL, NULL, 0);
+    if (pid < 0) die_op(l, l->clone_index, (fail(&f, errno, "clone (flags 0x%llx)", (unsigned long long)l->clone_flags), &f));
+    if (pid == 0) init_main(l);
+    char line[32];
+    snprintf(line, sizeof line, "pid %ld", pid);
+    send_msg(l->chan, line, -1);
+    _exit(0);
+}

@@ -1,0 +1,98 @@
+/* Shared declarations of berth-shim's modules: launch (shim side), container (init side),
+ * mounts, creds, terminal, monitor and small utilities. */
+#ifndef BERTH_SHIM_H
+#define BERTH_SHIM_H
+
+#include <stdint.h>
+#include <sys/types.h>
+#include <termios.h>
+
+#include "plan.h"
+
+#define DETAIL_MAX 1024
+
+/* The first failure of an operation: its errno and a one-line detail (path and strerror). */
+struct failure {
+    int err;
+    char detail[DETAIL_MAX];
+};
+
+/* Sets f (detail gets ": strerror(err)" appended when err != 0) and returns -1. */
+int fail(struct failure *f, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* What the shim, child1 and init need to know about a plan beyond its ops. */
+struct launch {
+    const struct plan *plan;
+    uint64_t clone_flags;
+    int clone_index;    /* CLONE_FLAGS op or -1 */
+    int userns_index;   /* the op that creates or joins a user namespace, or -1 */
+    int console_index;  /* CONSOLE_SOCKET op or -1 */
+    int proxy;          /* TERMINAL_PROXY present */
+    int wait_start;     /* WAIT_START present */
+    int setup_terminal; /* SETUP_TERMINAL present */
+    unsigned rows, cols;
+    unsigned preserve; /* PRESERVE_FDS count: the shim's fds 5.. become the container's 3.. */
+    int console;       /* connected console socket, or -1 */
+    int chan;          /* child1/init end of the shim's SOCK_SEQPACKET channel */
+};
+
+/* fds that must not collide with preserved fds are moved to at least this number. */
+#define PRESERVE_SOURCE 5
+unsigned fd_floor(const struct launch *l);
+
+/* util.c */
+int write_all(int fd, const void *buf, size_t len);
+int fd_above(int fd, unsigned min); /* moves fd to >= min with O_CLOEXEC; returns the new fd or -1 */
+int send_msg(int sock, const char *text, int fd); /* fd < 0: no fd attached */
+ssize_t recv_msg(int sock, char *buf, size_t size, int *fd, int flags); /* NUL-terminates; *fd = -1 if none */
+void one_line(char *s);                                                 /* control characters become '?' */
+void format_time(char *buf, size_t size);                               /* RFC 3339, UTC, nanoseconds */
+
+/* launch.c: `berth-shim launch` (plan on fd 3, sync on fd 4); returns the exit status. */
+int cmd_launch(void);
+
+/* launch.c: lines to the caller (fd 4, else stderr) and the log file. */
+void sync_line(const char *line);
+void sync_close(void);
+void shim_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* container.c: child1 and init; neither returns. */
+void child1_main(struct launch *l) __attribute__((noreturn));
+
+/* mounts.c, creds.c, terminal.c: one function per op, 0 or -1 with f filled. */
+int op_mount(const struct plan_op *op, struct failure *f);
+int op_mount_in_root(const struct plan_op *op, struct failure *f);
+int op_remount(const struct plan_op *op, struct failure *f);
+int op_mknod_in_root(const struct plan_op *op, struct failure *f);
+int op_symlink_in_root(const struct plan_op *op, struct failure *f);
+int op_mkdir_in_root(const struct plan_op *op, struct failure *f);
+int op_pivot_root(const struct plan_op *op, struct failure *f);
+int op_move_root(const struct plan_op *op, struct failure *f);
+int op_mask_path(const struct plan_op *op, struct failure *f);
+int op_readonly_path(const struct plan_op *op, struct failure *f);
+int op_setgroups_ids(const struct plan_op *op, struct failure *f);
+int op_setgid(const struct plan_op *op, struct failure *f);
+int op_setuid(const struct plan_op *op, struct failure *f);
+int op_caps(const struct plan_op *op, struct failure *f);
+int op_no_new_privs(struct failure *f);
+int op_seccomp(const struct plan_op *op, struct failure *f);
+int become_ns_root(struct failure *f);
+int op_setup_terminal(struct launch *l, struct failure *f);
+
+/* terminal.c, shim side of TERMINAL_PROXY. */
+int term_raw(int fd, struct termios *saved); /* 1 when fd is a tty that was made raw */
+void term_restore(int fd, const struct termios *saved);
+void term_resize(int from_tty, int master);
+
+/* monitor.c: runs after `go`; returns the shim's exit status. */
+struct monitor_config {
+    pid_t init;
+    int chan;
+    int sigfd;
+    int wait_start;
+    uint32_t nops;
+    const char *exit_file;
+};
+int monitor_run(const struct monitor_config *c);
+
+#endif
