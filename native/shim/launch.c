@@ -16,6 +16,8 @@
 #include <linux/sched.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
 #include "shim.h"
 
 #define SYNC_FD 4
@@ -215,6 +217,19 @@ int cmd_launch(void)
         log_fd = fd_above(open(log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600), fd_floor(&l));
         if (log_fd < 0) {
             fail(&f, errno, "opening log file %s", log_path);
+            report_op(plan, (uint32_t)index, f.err, f.detail);
+            return 1;
+        }
+    }
+
+    /* The start fifo is made here, as the caller's user, so init (maybe another uid) can open it. */
+    const char *fifo_path = string_of(plan, OP_MKFIFO, &index);
+    if (fifo_path) {
+        mode_t old = umask(0);
+        int made = mkfifo(fifo_path, (mode_t)plan->ops[index].f[1].n & 0777);
+        umask(old);
+        if (made < 0 && errno != EEXIST) {
+            fail(&f, errno, "creating fifo %s", fifo_path);
             report_op(plan, (uint32_t)index, f.err, f.detail);
             return 1;
         }

@@ -34,9 +34,42 @@ static int open_root(const char *root, struct failure *f)
     return fd;
 }
 
+#define MAX_SYMLINK_HOPS 40
+
+static int resolve_depth(int rootfd, const char *root, const char *path, int create, mode_t mode,
+                         struct failure *f, int hops);
+
+/* A component that exists as a symlink whose target is missing: continue with the target (inside
+ * the root: RESOLVE_IN_ROOT treats an absolute target as relative to it) followed by the rest. */
+static int follow_dangling(int rootfd, const char *root, const char *path, int parent, const char *name,
+                           const char *prefix, size_t plen, size_t clen, const char *rest, int create,
+                           mode_t mode, struct failure *f, int hops)
+{
+    char target[PATH_MAX];
+    ssize_t tlen = readlinkat(parent, name, target, sizeof target - 1);
+    if (tlen < 0) return -2; /* not a symlink */
+    target[tlen] = 0;
+    if (hops >= MAX_SYMLINK_HOPS) return fail(f, ELOOP, "resolving %s in %s", path, root);
+    char next[PATH_MAX];
+    int n;
+    if (target[0] == '/')
+        n = snprintf(next, sizeof next, "%s%s%s", target, *rest ? "/" : "", rest);
+    else
+        n = snprintf(next, sizeof next, "%.*s/%s%s%s", (int)(plen - clen - 1), prefix, target, *rest ? "/" : "", rest);
+    if (n < 0 || (size_t)n >= sizeof next) return fail(f, ENAMETOOLONG, "resolving %s in %s", path, root);
+    return resolve_depth(rootfd, root, next, create, mode, f, hops + 1);
+}
+
 /* Resolve path under rootfd; when create is CREATE_DIR or CREATE_FILE, missing components are made
- * (directories 0755, a final file 0644, a final directory `mode`) one at a time and re-resolved. */
+ * (directories 0755, a final file 0644, a final directory `mode`) one at a time and re-resolved.
+ * A dangling symlink on the way is followed inside the root and its target created. */
 static int resolve(int rootfd, const char *root, const char *path, int create, mode_t mode, struct failure *f)
+{
+    return resolve_depth(rootfd, root, path, create, mode, f, 0);
+}
+
+static int resolve_depth(int rootfd, const char *root, const char *path, int create, mode_t mode,
+                         struct failure *f, int hops)
 {
     int fd = open_in_root(rootfd, path);
     if (fd >= 0) return fd;
@@ -79,6 +112,17 @@ static int resolve(int rootfd, const char *root, const char *path, int create, m
                 goto out;
             }
             fd = open_in_root(rootfd, prefix);
+            if (fd < 0 && errno == ENOENT && made < 0) {
+                umask(old_umask);
+                int followed = follow_dangling(rootfd, root, path, parent, name, prefix, plen, clen, next,
+                                               create, mode, f, hops);
+                if (followed != -2) {
+                    close(parent);
+                    return followed;
+                }
+                umask(0);
+                errno = ENOENT;
+            }
         }
         if (fd < 0) {
             fail(f, errno, "resolving %s in %s", prefix, root);

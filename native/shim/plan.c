@@ -26,6 +26,7 @@ static const struct op_spec {
     {OP_DETACH, "DETACH", ""},
     {OP_TIME_OFFSETS, "TIME_OFFSETS", "s"},
     {OP_LOG_FILE, "LOG_FILE", "s"},
+    {OP_MKFIFO, "MKFIFO", "sn"},
     {OP_MOUNT, "MOUNT", "sssns"},
     {OP_MOUNT_IN_ROOT, "MOUNT_IN_ROOT", "ssssnsn"},
     {OP_REMOUNT, "REMOUNT", "ssn"},

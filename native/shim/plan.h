@@ -24,6 +24,7 @@ enum op_code {
     OP_DETACH = 9,
     OP_TIME_OFFSETS = 10,
     OP_LOG_FILE = 11,
+    OP_MKFIFO = 12,
     OP_MOUNT = 100,
     OP_MOUNT_IN_ROOT = 101,
     OP_REMOUNT = 102,

@@ -274,6 +274,7 @@ export function buildCreatePlan(spec: Spec, options: CreatePlanOptions): PlanOp[
     plan.push(ops.timeOffsets(offsets));
   }
   plan.push(ops.exitFile(join(options.stateDir, 'exit.json')));
+  plan.push(ops.mkfifo(join(options.stateDir, 'exec.fifo'), 0o622));
   const terminal = process.terminal === true;
   const rows = process.consoleSize?.height ?? 0;
   const cols = process.consoleSize?.width ?? 0;

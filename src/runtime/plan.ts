@@ -19,6 +19,7 @@ export const OP = {
   DETACH: 9,
   TIME_OFFSETS: 10,
   LOG_FILE: 11,
+  MKFIFO: 12,
   // Container-process operations, executed in plan order.
   MOUNT: 100,
   MOUNT_IN_ROOT: 101,
@@ -89,6 +90,7 @@ export const ops = {
   detach: (): PlanOp => ({ op: OP.DETACH, fields: [] }),
   timeOffsets: (text: string): PlanOp => ({ op: OP.TIME_OFFSETS, fields: [{ s: text }] }),
   logFile: (path: string): PlanOp => ({ op: OP.LOG_FILE, fields: [{ s: path }] }),
+  mkfifo: (path: string, mode: number): PlanOp => ({ op: OP.MKFIFO, fields: [{ s: path }, { n: mode }] }),
 
   mount: (source: string, target: string, fstype: string, flags: bigint, data: string): PlanOp => ({
     op: OP.MOUNT,

@@ -2,11 +2,9 @@
  * The OCI runtime as a library: create, start, state, kill, delete, run, exec, ps, pause, resume,
  * list. berth-runtime's command line and berthd both use it.
  */
-import { execFile } from 'node:child_process';
 import { constants } from 'node:fs';
 import { open, readFile, unlink, access } from 'node:fs/promises';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import type { StdioOptions } from 'node:child_process';
 import type { ContainerStatus, NamespaceType, Process, Resources, Spec, State } from '../oci/runtime-spec.js';
 import { validateSpec } from '../oci/validate.js';
@@ -28,8 +26,6 @@ import {
 } from './state.js';
 import { parseSignal } from './signals.js';
 import { effectiveResources } from './device-rules.js';
-
-const run = promisify(execFile);
 
 /** What the runtime needs from a cgroup driver (src/linux/cgroups implements it). */
 export interface CgroupHandle {
@@ -151,7 +147,6 @@ export class Runtime {
     const cgroup = await this.cgroupFor(spec, id);
     let shim: ShimHandle | undefined;
     try {
-      await run('mkfifo', ['-m', '0622', join(stateDir, 'exec.fifo')]);
       await cgroup.create();
       await cgroup.apply(effectiveResources(spec));
       const plan = buildCreatePlan(spec, {
@@ -168,6 +163,7 @@ export class Runtime {
       shim = await launchShim(encodePlan(plan), {
         stdio: options.stdio ?? ['inherit', 'inherit', 'inherit'],
         detached: !options.foreground,
+        preserveFds: options.preserveFds,
       });
       await cgroup.addProcess(shim.pid);
       const record: ContainerRecord = {
@@ -318,6 +314,7 @@ export class Runtime {
     const shim = await launchShim(encodePlan(plan), {
       stdio: options.stdio ?? ['inherit', 'inherit', 'inherit'],
       detached: options.detach,
+      preserveFds: options.preserveFds,
     });
     try {
       await (await this.cgroupOf(record)).addProcess(shim.pid);

@@ -108,15 +108,20 @@ export interface ShimHandle {
   release(): void;
 }
 
+/**
+ * Start the shim: the plan on its fd 3, the sync socket on fd 4, and this process's fds
+ * 3 .. 3+preserveFds-1 as its fds 5 and up (the container gets them as 3 and up).
+ */
 export async function launchShim(
   plan: Buffer,
-  options: { stdio: StdioOptions; detached: boolean },
+  options: { stdio: StdioOptions; detached: boolean; preserveFds?: number },
 ): Promise<ShimHandle> {
   const [s0, s1, s2] = Array.isArray(options.stdio)
     ? options.stdio
     : [options.stdio, options.stdio, options.stdio];
+  const preserved = Array.from({ length: options.preserveFds ?? 0 }, (_, i) => 3 + i);
   const child = spawn(shimPath(), ['launch'], {
-    stdio: [s0 ?? 'ignore', s1 ?? 'ignore', s2 ?? 'inherit', 'pipe', 'pipe'],
+    stdio: [s0 ?? 'ignore', s1 ?? 'ignore', s2 ?? 'inherit', 'pipe', 'pipe', ...preserved],
     detached: options.detached,
   });
   const exited = new Promise<number>((resolve) => {

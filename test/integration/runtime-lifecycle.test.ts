@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { access, readFile, writeFile, chmod } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createSandbox, CGROUP_ROOT } from '../helpers/sandbox.js';
-import { makeBundle, runtime, runtimeOk } from '../helpers/bundle.js';
+import { makeBundle, runtime, runtimeOk, RUNTIME_BIN } from '../helpers/bundle.js';
 
 const exists = (path: string): Promise<boolean> =>
   access(path).then(
@@ -198,4 +198,38 @@ test('hooks run with the state on stdin; a failing prestart hook aborts create a
   assert.match(failed.stderr, /prestart hook \/bin\/false exited with 1/);
   assert.match((await runtime(sandbox, ['state', 'h2'])).stderr, /does not exist/);
   assert.equal(await exists(join(CGROUP_ROOT, 'memory', failing.spec.linux!.cgroupsPath!)), false);
+});
+
+test('--preserve-fds passes extra file descriptors to the container as fds 3 and up', async (t) => {
+  const sandbox = await createSandbox(t);
+  const bundle = await makeBundle(sandbox, ['sh', '-c', 'echo through-fd3 >&3']);
+  const target = join(sandbox.root, 'fd3.txt');
+  await writeFile(target, '');
+  const { spawn } = await import('node:child_process');
+  const { openSync, closeSync } = await import('node:fs');
+  const fd = openSync(target, 'a');
+  try {
+    const code = await new Promise<number | null>((resolve) => {
+      const child = spawn(
+        process.execPath,
+        [
+          RUNTIME_BIN,
+          '--root',
+          join(sandbox.runRoot, 'runtime'),
+          'run',
+          '--preserve-fds',
+          '1',
+          '--bundle',
+          bundle.dir,
+          'fds',
+        ],
+        { stdio: ['ignore', 'ignore', 'inherit', fd] },
+      );
+      child.once('exit', resolve);
+    });
+    assert.equal(code, 0);
+  } finally {
+    closeSync(fd);
+  }
+  assert.equal(await readFile(target, 'utf8'), 'through-fd3\n');
 });

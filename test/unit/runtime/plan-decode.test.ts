@@ -59,6 +59,7 @@ const everyOp: PlanOp[] = [
   ops.detach(),
   ops.timeOffsets('monotonic 86400 0\n'),
   ops.logFile('/run/c/shim.log'),
+  ops.mkfifo('/run/c/exec.fifo', 0o622),
   ops.unshare(0x02000000),
   ops.mount('', '/', '', 0x4000n | 0x80000n, ''),
   ops.mountInRoot('/rootfs', '/proc', 'proc', 'proc', 0xen, '', CREATE.DIR),
