@@ -621,7 +621,9 @@ test('JOIN_NS, TIME_OFFSETS, PRESERVE_FDS, DETACH and LOG_FILE', { skip }, async
   let shimSession = 0;
   const plan = containerPlan(
     rootfs,
-    'readlink /proc/self/ns/net; cut -d. -f1 /proc/uptime; echo preserved >&3',
+    // Wait (bounded) until the test has looked at the shim, which exits with the container.
+    'i=0; while [ ! -e /go ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done; ' +
+      'readlink /proc/self/ns/net; cut -d. -f1 /proc/uptime; echo preserved >&3',
     {
       clone: NS.mount | NS.pid,
       setup: [
@@ -639,6 +641,7 @@ test('JOIN_NS, TIME_OFFSETS, PRESERVE_FDS, DETACH and LOG_FILE', { skip }, async
       shimStdout = await readlink(`/proc/${shim.pid}/fd/1`);
       const fields = (await readFile(`/proc/${shim.pid}/stat`, 'utf8')).split(') ')[1]?.split(' ') ?? [];
       shimSession = Number(fields[3]); // state ppid pgrp session
+      await writeFile(join(rootfs, 'go'), '');
     },
   });
   assert.equal(run.code, 0, run.stderr + run.lines.join('\n'));
