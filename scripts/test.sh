@@ -5,4 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 npm run lint
+make -C native fuzz-replay
 npm test
