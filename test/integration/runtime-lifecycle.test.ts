@@ -119,6 +119,30 @@ test('run -d, exec, ps, pause and resume, list, delete --force', async (t) => {
   const missing = await runtime(sandbox, ['exec', 'c2', '/no/such/program']);
   assert.equal(missing.code, 127, missing.stderr);
 
+  const confined = await runtime(sandbox, [
+    'exec',
+    'c2',
+    'sh',
+    '-c',
+    'grep -E "^(CapEff|NoNewPrivs|Seccomp):" /proc/self/status; grep pids /proc/self/cgroup',
+  ]);
+  assert.equal(confined.code, 0, confined.stderr);
+  assert.match(confined.stdout, /^CapEff:\s+00000000a80425fb$/m, 'the container capabilities');
+  assert.match(confined.stdout, /^NoNewPrivs:\s+1$/m);
+  assert.match(confined.stdout, /^Seccomp:\s+2$/m, 'the container seccomp filter');
+  assert.match(confined.stdout, /^\d+:pids:\/$/m, 'inside the container cgroup (its cgroup namespace root)');
+
+  // A second container joins the first one's network namespace by path.
+  const joiner = await makeBundle(sandbox, ['readlink', '/proc/self/ns/net']);
+  joiner.spec.linux!.namespaces = joiner.spec.linux!.namespaces!.map((ns) =>
+    ns.type === 'network' ? { type: 'network', path: `/proc/${running.pid}/ns/net` } : ns,
+  );
+  await joiner.write();
+  const joined = await runtime(sandbox, ['run', '--bundle', joiner.dir, 'joiner']);
+  assert.equal(joined.code, 0, joined.stderr);
+  const { readlink } = await import('node:fs/promises');
+  assert.equal(joined.stdout.trim(), await readlink(`/proc/${running.pid}/ns/net`));
+
   const pids = JSON.parse(await runtimeOk(sandbox, ['ps', '--format', 'json', 'c2'])) as number[];
   assert.deepEqual(pids, [running.pid]);
   const table = await runtimeOk(sandbox, ['ps', 'c2']);
