@@ -19,15 +19,16 @@ export async function syncDir(dir: string): Promise<void> {
 export async function writeFileAtomic(
   path: string,
   data: string | Uint8Array,
-  options: { mode?: number } = {},
+  options: AtomicWriteOptions = {},
 ): Promise<void> {
+  const durable = options.durable ?? true;
   const dir = dirname(path);
   await mkdir(dir, { recursive: true });
   const temp = join(dir, `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
   const handle = await open(temp, 'wx', options.mode ?? 0o644);
   try {
     await handle.writeFile(data);
-    await handle.sync();
+    if (durable) await handle.sync();
   } catch (err) {
     await handle.close();
     await rm(temp, { force: true });
@@ -40,13 +41,22 @@ export async function writeFileAtomic(
     await rm(temp, { force: true });
     throw err;
   }
-  await syncDir(dir);
+  if (durable) await syncDir(dir);
+}
+
+export interface AtomicWriteOptions {
+  mode?: number;
+  /**
+   * fsync the file and its directory (the default). Runtime state that a reboot wipes anyway
+   * (under /run) needs only the rename's atomicity, not durability.
+   */
+  durable?: boolean;
 }
 
 export async function writeJsonAtomic(
   path: string,
   value: unknown,
-  options: { mode?: number } = {},
+  options: AtomicWriteOptions = {},
 ): Promise<void> {
   await writeFileAtomic(path, JSON.stringify(value, null, 2) + '\n', options);
 }

@@ -20,6 +20,11 @@ export const OP = {
   TIME_OFFSETS: 10,
   LOG_FILE: 11,
   MKFIFO: 12,
+  // The container's stdio held by the shim: log, attach socket, stdin (docs/shim-plan.md, "Container stdio").
+  STDIO_PIPES: 13,
+  OPEN_STDIN: 14,
+  LOG_JSON_FILE: 15,
+  ATTACH_SOCKET: 16,
   // Container-process operations, executed in plan order.
   MOUNT: 100,
   MOUNT_IN_ROOT: 101,
@@ -91,6 +96,14 @@ export const ops = {
   timeOffsets: (text: string): PlanOp => ({ op: OP.TIME_OFFSETS, fields: [{ s: text }] }),
   logFile: (path: string): PlanOp => ({ op: OP.LOG_FILE, fields: [{ s: path }] }),
   mkfifo: (path: string, mode: number): PlanOp => ({ op: OP.MKFIFO, fields: [{ s: path }, { n: mode }] }),
+  stdioPipes: (): PlanOp => ({ op: OP.STDIO_PIPES, fields: [] }),
+  openStdin: (): PlanOp => ({ op: OP.OPEN_STDIN, fields: [] }),
+  /** maxSize 0: never rotated; maxFiles 1 to 1000 (1: the file is truncated instead of rotated). */
+  logJsonFile: (path: string, maxSize: number | bigint, maxFiles: number): PlanOp => ({
+    op: OP.LOG_JSON_FILE,
+    fields: [{ s: path }, { n: maxSize }, { n: maxFiles }],
+  }),
+  attachSocket: (path: string): PlanOp => ({ op: OP.ATTACH_SOCKET, fields: [{ s: path }] }),
 
   mount: (source: string, target: string, fstype: string, flags: bigint, data: string): PlanOp => ({
     op: OP.MOUNT,

@@ -185,7 +185,7 @@ export class Runtime {
       await runHooks('createRuntime', spec.hooks?.createRuntime, state);
       await runHooks('createContainer', spec.hooks?.createContainer, state);
       await shim.proceed();
-      if (options.pidFile) await writeFileAtomic(options.pidFile, String(shim.pid));
+      if (options.pidFile) await writeFileAtomic(options.pidFile, String(shim.pid), { durable: false });
       if (!options.foreground) shim.release();
       return { record, shim };
     } catch (err) {
@@ -323,7 +323,7 @@ export class Runtime {
       await shim.abort();
       throw err;
     }
-    if (options.pidFile) await writeFileAtomic(options.pidFile, String(shim.pid));
+    if (options.pidFile) await writeFileAtomic(options.pidFile, String(shim.pid), { durable: false });
     if (options.detach) shim.release();
     return { pid: shim.pid, shim };
   }

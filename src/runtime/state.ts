@@ -80,7 +80,7 @@ export class StateStore {
   }
 
   async save(record: ContainerRecord): Promise<void> {
-    await writeJsonAtomic(join(this.dir(record.id), 'state.json'), record, { mode: 0o600 });
+    await writeJsonAtomic(join(this.dir(record.id), 'state.json'), record, { mode: 0o600, durable: false });
   }
 
   async load(id: string): Promise<ContainerRecord> {
