@@ -8,8 +8,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Scenario, ScenarioResult } from './lib/scenario.js';
 import { runtimeStartScenario } from './runtime-start.js';
+import { imagePullScenario, prepareRootfsScenario } from './image-pull.js';
 
-const SCENARIOS: Scenario[] = [runtimeStartScenario];
+const SCENARIOS: Scenario[] = [runtimeStartScenario, imagePullScenario, prepareRootfsScenario];
 
 const resultsDir = fileURLToPath(new URL('../../bench/results/', import.meta.url));
 
