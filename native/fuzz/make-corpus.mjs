@@ -56,6 +56,18 @@ const full = encodePlan([
 ]);
 write('valid-minimal.bin', minimal);
 write('valid-full.bin', full);
+write(
+  'valid-stdio.bin',
+  encodePlan([
+    ops.terminalProxy(24, 80),
+    ops.stdioPipes(),
+    ops.openStdin(),
+    ops.logJsonFile('/var/lib/berth/containers/c/c-json.log', 10 << 20, 3),
+    ops.attachSocket('/run/berth/c/attach.sock'),
+    ops.setupTerminal(),
+    exec,
+  ]),
+);
 
 const patched = (bytes, offset, values) => {
   const copy = Buffer.from(bytes);
@@ -84,3 +96,4 @@ write('bad-utf8.bin', lastByte(0xff));
 write('bad-no-exec.bin', encodePlan([ops.sethostname('x')]));
 write('bad-argc.bin', encodePlan([{ op: 126, fields: [{ n: 5 }, { s: '/bin/sh' }] }]));
 write('bad-wait-start.bin', encodePlan([ops.waitStart(), exec]));
+write('bad-stdio-console.bin', encodePlan([ops.consoleSocket('/s', 24, 80), ops.stdioPipes(), exec]));

@@ -218,6 +218,10 @@ void child1_main(struct launch *l)
     struct failure f;
     int *fds = calloc(p->nops, sizeof *fds);
     if (!fds) die_op(l, -1, (fail(&f, ENOMEM, "child1"), &f));
+    /* STDIO_PIPES: init (cloned from here) starts with the shim's pipes as fds 0-2. */
+    for (int fd = 0; fd <= 2; fd++)
+        if (l->stdio[fd] >= 0 && dup2(l->stdio[fd], fd) < 0)
+            die_op(l, -1, (fail(&f, errno, "dup2 onto fd %d", fd), &f));
     /* Namespace paths are host paths: open them all before joining any (joining a mount namespace
      * would change what they name). */
     for (uint32_t i = 0; i < p->nops; i++) {

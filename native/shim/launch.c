@@ -71,6 +71,7 @@ static void inspect(const struct plan *p, struct launch *l)
     l->plan = p;
     l->clone_index = l->userns_index = l->console_index = -1;
     l->console = l->chan = -1;
+    l->stdio[0] = l->stdio[1] = l->stdio[2] = -1;
     for (uint32_t i = 0; i < p->nops; i++) {
         const struct plan_op *op = &p->ops[i];
         const struct plan_field *a = op->f;
@@ -235,6 +236,12 @@ int cmd_launch(void)
         }
     }
 
+    /* The container's stdio (STDIO_PIPES): pipes, the json-file log, the attach socket. */
+    if (io_setup(plan, &l, &f, &index) < 0) {
+        report_op(plan, (uint32_t)index, f.err, f.detail);
+        return 1;
+    }
+
     /* Signals wait in a signalfd until the monitor loop; init resets its mask. */
     sigset_t mask;
     sigemptyset(&mask);
@@ -272,6 +279,7 @@ int cmd_launch(void)
     }
     close(l.chan);
     if (l.console >= 0) close(l.console);
+    io_forked(&l);
 
     /* child1 answers "pid N" or an error line, then exits; init is re-parented to us. */
     ssize_t n = recv_msg(sv[0], line, sizeof line, NULL, 0);

@@ -37,6 +37,10 @@ static int on_message(struct state *s)
         if (s->created) sync_close();
         return -1;
     }
+    if (fd >= 0 && strcmp(buf, "master") == 0 && io_active()) { /* the shim holds the stdio: io.c reads it */
+        if (io_set_master(fd) < 0) close(fd);
+        return 1;
+    }
     if (fd >= 0 && strcmp(buf, "master") == 0 && s->master < 0) {
         s->master = fd;
         if (isatty(0)) term_resize(0, fd);
@@ -146,11 +150,13 @@ int monitor_run(const struct monitor_config *c)
     while (!s.reaped) {
         if (!dropped && (s.chan < 0 || (s.created && c->wait_start))) /* set-up is over: from here on it waits */
             dropped = dl_iterate_phdr(drop_readonly_pages, NULL);
-        struct pollfd pfd[4] = {{.fd = c->sigfd, .events = POLLIN}};
+        struct pollfd pfd[4 + IO_POLL_MAX] = {{.fd = c->sigfd, .events = POLLIN}};
         int n = 1, ichan = -1, imaster = -1, iin = -1;
         if (s.chan >= 0) ichan = n, pfd[n++] = (struct pollfd){.fd = s.chan, .events = POLLIN};
         if (s.master >= 0) imaster = n, pfd[n++] = (struct pollfd){.fd = s.master, .events = POLLIN};
         if (s.master >= 0 && s.in_open) iin = n, pfd[n++] = (struct pollfd){.fd = 0, .events = POLLIN};
+        int iio = n;
+        n += io_prepare(pfd + n);
         if (poll(pfd, (nfds_t)n, -1) < 0) {
             if (errno == EINTR) continue;
             s.reaped = waitpid(c->init, &s.status, 0) == c->init; /* cannot poll: just wait */
@@ -163,6 +169,7 @@ int monitor_run(const struct monitor_config *c)
             s.master = -1;
         }
         if (iin >= 0 && pfd[iin].revents && s.master >= 0 && !copy(0, s.master)) s.in_open = 0;
+        io_handle(pfd + iio, n - iio);
     }
     /* init is gone: take its last reports and the terminal's last output. */
     while (s.chan >= 0 && on_message(&s) > 0) {
@@ -174,6 +181,7 @@ int monitor_run(const struct monitor_config *c)
         close(s.master);
     }
     if (s.raw) term_restore(0, &s.saved);
+    io_finish(); /* the pipes are drained and the log written before anything says init has ended */
 
     /* Before `created` the caller learns of a failure on fd 4 and no container ever existed; after
      * it (a failure past WAIT_START) the exit file is the caller's only record. */
@@ -194,5 +202,6 @@ int monitor_run(const struct monitor_config *c)
         dprintf(2, "berth-shim: %s\n", line);
     }
     shim_log("init %d ended: exitCode %d signal %d", (int)c->init, code, sig);
+    io_exit(code);
     return code;
 }

@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 /* Field kinds per op: 's' string, 'b' bytes, 'n' number; "*n" any number of numbers; "!" EXEC. */
@@ -27,6 +28,10 @@ static const struct op_spec {
     {OP_TIME_OFFSETS, "TIME_OFFSETS", "s"},
     {OP_LOG_FILE, "LOG_FILE", "s"},
     {OP_MKFIFO, "MKFIFO", "sn"},
+    {OP_STDIO_PIPES, "STDIO_PIPES", ""},
+    {OP_OPEN_STDIN, "OPEN_STDIN", ""},
+    {OP_LOG_JSON_FILE, "LOG_JSON_FILE", "snn"},
+    {OP_ATTACH_SOCKET, "ATTACH_SOCKET", "s"},
     {OP_MOUNT, "MOUNT", "sssns"},
     {OP_MOUNT_IN_ROOT, "MOUNT_IN_ROOT", "ssssnsn"},
     {OP_REMOUNT, "REMOUNT", "ssn"},
@@ -226,6 +231,7 @@ static struct plan *build(const uint8_t *buf, uint32_t nops, const struct counts
     return plan;
 }
 
+#define SUN_PATH_SIZE sizeof(((struct sockaddr_un *)0)->sun_path)
 #define NS_CLONE_FLAGS (CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWCGROUP)
 
 /* The checks that need the whole plan: they keep launch from starting something it cannot finish. */
@@ -247,6 +253,10 @@ static int check(const struct plan *plan, struct plan_error *err)
     if (first[OP_CONSOLE_SOCKET] >= 0 && first[OP_TERMINAL_PROXY] >= 0)
         return seterr(err, (uint32_t)first[OP_TERMINAL_PROXY], "op %d (TERMINAL_PROXY): conflicts with CONSOLE_SOCKET",
                       first[OP_TERMINAL_PROXY]), -1;
+    /* The shim holds the container's stdio, so a pty master must come to it, not to a console socket. */
+    if (first[OP_STDIO_PIPES] >= 0 && first[OP_CONSOLE_SOCKET] >= 0)
+        return seterr(err, (uint32_t)first[OP_STDIO_PIPES], "op %d (STDIO_PIPES): conflicts with CONSOLE_SOCKET",
+                      first[OP_STDIO_PIPES]), -1;
     for (uint32_t i = 0; i < plan->nops; i++) {
         const struct plan_op *op = &plan->ops[i];
         const struct plan_field *f = op->f;
@@ -307,6 +317,18 @@ static int check(const struct plan *plan, struct plan_error *err)
                               i, name, f[1].len), -1;
             if (f[2].len != 0)
                 return seterr(err, i, "op %u (%s): listenerPath is not supported", i, name), -1;
+            break;
+        case OP_OPEN_STDIN:
+        case OP_LOG_JSON_FILE:
+        case OP_ATTACH_SOCKET:
+            if (first[OP_STDIO_PIPES] < 0)
+                return seterr(err, i, "op %u (%s): needs STDIO_PIPES", i, name), -1;
+            if (op->code == OP_LOG_JSON_FILE && (f[0].len == 0 || f[2].n < 1 || f[2].n > LOG_MAX_FILES))
+                return seterr(err, i, "op %u (%s): needs a path and maxFiles from 1 to %u", i, name, LOG_MAX_FILES),
+                       -1;
+            if (op->code == OP_ATTACH_SOCKET && (f[0].len == 0 || f[0].len >= SUN_PATH_SIZE))
+                return seterr(err, i, "op %u (%s): path must be 1 to %zu bytes (a unix socket address)", i, name,
+                              SUN_PATH_SIZE - 1), -1;
             break;
         case OP_WAIT_START:
             if (first[OP_OPEN_START_FIFO] < 0 || (uint32_t)first[OP_OPEN_START_FIFO] > i)

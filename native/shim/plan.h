@@ -25,6 +25,10 @@ enum op_code {
     OP_TIME_OFFSETS = 10,
     OP_LOG_FILE = 11,
     OP_MKFIFO = 12,
+    OP_STDIO_PIPES = 13,
+    OP_OPEN_STDIN = 14,
+    OP_LOG_JSON_FILE = 15,
+    OP_ATTACH_SOCKET = 16,
     OP_MOUNT = 100,
     OP_MOUNT_IN_ROOT = 101,
     OP_REMOUNT = 102,
@@ -56,6 +60,9 @@ enum op_code {
     OP_UNSHARE = 128,
     OP_FIRST_CONTAINER = 100,
 };
+
+/* LOG_JSON_FILE keeps at most this many files (Docker's max-file). */
+#define LOG_MAX_FILES 1000u
 
 /* MOUNT_IN_ROOT's `create` field. */
 enum { CREATE_NONE = 0, CREATE_DIR = 1, CREATE_FILE = 2 };

@@ -3,6 +3,7 @@
 #ifndef BERTH_SHIM_H
 #define BERTH_SHIM_H
 
+#include <poll.h>
 #include <stdint.h>
 #include <sys/types.h>
 #include <termios.h>
@@ -34,6 +35,7 @@ struct launch {
     unsigned preserve; /* PRESERVE_FDS count: the shim's fds 5.. become the container's 3.. */
     int console;       /* connected console socket, or -1 */
     int chan;          /* child1/init end of the shim's SOCK_SEQPACKET channel */
+    int stdio[3];      /* STDIO_PIPES: what child1 makes init's fds 0, 1, 2 (pipe ends, /dev/null), or -1 */
 };
 
 /* fds that must not collide with preserved fds are moved to at least this number. */
@@ -83,6 +85,19 @@ int op_setup_terminal(struct launch *l, struct failure *f);
 int term_raw(int fd, struct termios *saved); /* 1 when fd is a tty that was made raw */
 void term_restore(int fd, const struct termios *saved);
 void term_resize(int from_tty, int master);
+
+/* io.c: the container's stdio held by the shim (STDIO_PIPES, OPEN_STDIN, LOG_JSON_FILE,
+ * ATTACH_SOCKET). Nothing happens without STDIO_PIPES. */
+#define IO_CLIENTS 32                  /* attach clients at once */
+#define IO_POLL_MAX (4 + IO_CLIENTS)   /* stdout, stderr, stdin, listener, clients */
+int io_setup(const struct plan *p, struct launch *l, struct failure *f, int *index); /* before child1 */
+void io_forked(struct launch *l);      /* the shim closes init's ends */
+int io_active(void);
+int io_set_master(int fd);             /* SETUP_TERMINAL's master; -1 when one is already there */
+int io_prepare(struct pollfd *pfd);    /* adds the fds to poll, returns how many */
+void io_handle(const struct pollfd *pfd, int n);
+void io_finish(void);                  /* init is gone: read the output to its end, flush the log */
+void io_exit(int code);                /* the exit frame to every client, then close everything */
 
 /* monitor.c: runs after `go`; returns the shim's exit status. */
 struct monitor_config {

@@ -34,7 +34,10 @@ export interface AttachSession {
   closeStdin(): Promise<void>;
   /** Set the pty's size (ignored by the shim when the container has no terminal). */
   resize(rows: number, cols: number): Promise<void>;
-  /** The container's exit code, or undefined when the connection ended without one (dropped, shim gone). */
+  /**
+   * The container's exit code, or undefined when the connection ended without one (dropped, shim
+   * gone). Settles once `output` has been read to its end.
+   */
   exit: Promise<number | undefined>;
   /** Detach: the container keeps running. */
   close(): void;
@@ -146,7 +149,9 @@ export async function attach(socketPath: string): Promise<AttachSession> {
         ['cols', cols],
       ] as const) {
         if (!Number.isInteger(value) || value < 0 || value > 0xffff)
-          return Promise.reject(invalidArgument(`terminal ${name} must be an integer from 0 to 65535, not ${value}`));
+          return Promise.reject(
+            invalidArgument(`terminal ${name} must be an integer from 0 to 65535, not ${value}`),
+          );
       }
       const size = Buffer.alloc(4);
       size.writeUInt16BE(rows, 0);

@@ -82,7 +82,13 @@ interface LogFile {
 /** Rotation indexes present beside `path` (1 for path.1, ...), ascending. */
 async function rotatedIndexes(path: string): Promise<number[]> {
   const prefix = `${basename(path)}.`;
-  const names = await readdir(dirname(path));
+  let names: string[];
+  try {
+    names = await readdir(dirname(path));
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT') return [];
+    throw err;
+  }
   return names
     .filter((name) => name.startsWith(prefix) && /^[1-9]\d*$/.test(name.slice(prefix.length)))
     .map((name) => Number(name.slice(prefix.length)))
@@ -90,35 +96,34 @@ async function rotatedIndexes(path: string): Promise<number[]> {
 }
 
 /**
- * Open the log's files newest first (so a rotation while opening repeats a file rather than skipping
- * one: repeats are dropped by inode), stopping at the file with inode `stopAt` (one already read).
- * Returns them oldest first.
+ * Open the log's files newest first, so that a rotation while opening repeats a file rather than
+ * skipping one (repeats are dropped by inode), and stop at the file with inode `stopAt` (one
+ * already read). Returns them oldest first; `opened` tracks every handle for closing.
  */
-async function openFiles(path: string, stopAt?: number): Promise<LogFile[]> {
+async function openFiles(path: string, opened: Set<FileHandle>, stopAt?: number): Promise<LogFile[]> {
   const files: LogFile[] = [];
-  try {
-    for (const index of [0, ...(await rotatedIndexes(path))]) {
-      let handle: FileHandle;
-      try {
-        handle = await open(index === 0 ? path : `${path}.${index}`, 'r');
-      } catch (err) {
-        if (errnoCode(err) === 'ENOENT') continue; // rotated away meanwhile
-        throw err;
-      }
-      const { ino } = await handle.stat();
-      if (ino === stopAt || files.some((file) => file.ino === ino)) {
-        await handle.close();
-        if (ino === stopAt) break;
-        continue;
-      }
-      files.push({ handle, ino, pos: 0, rest: Buffer.alloc(0) });
+  for (const index of [0, ...(await rotatedIndexes(path))]) {
+    let handle: FileHandle;
+    try {
+      handle = await open(index === 0 ? path : `${path}.${index}`, 'r');
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') continue; // rotated away meanwhile
+      throw err;
     }
-  } catch (err) {
-    await Promise.all(files.map((file) => file.handle.close()));
-    if (errnoCode(err) === 'ENOENT') return []; // no log directory: no log
-    throw err;
+    opened.add(handle);
+    const { ino } = await handle.stat();
+    if (ino === stopAt || files.some((file) => file.ino === ino)) {
+      await closeHandle(handle, opened);
+      if (ino === stopAt) break;
+      continue;
+    }
+    files.push({ handle, ino, pos: 0, rest: Buffer.alloc(0) });
   }
   return files.reverse();
+}
+
+async function closeHandle(handle: FileHandle, opened: Set<FileHandle>): Promise<void> {
+  if (opened.delete(handle)) await handle.close();
 }
 
 /** Complete lines from `file.pos` to the current end of the file. */
@@ -128,66 +133,57 @@ async function* readLines(file: LogFile): AsyncGenerator<Buffer> {
     const { bytesRead } = await file.handle.read(buffer, 0, CHUNK, file.pos);
     if (bytesRead === 0) return;
     file.pos += bytesRead;
-    let data = Buffer.concat([file.rest, buffer.subarray(0, bytesRead)]);
+    let data = file.rest.length
+      ? Buffer.concat([file.rest, buffer.subarray(0, bytesRead)])
+      : buffer.subarray(0, bytesRead);
     let newline: number;
     while ((newline = data.indexOf(NEWLINE)) >= 0) {
-      const line = data.subarray(0, newline);
+      yield data.subarray(0, newline);
       data = data.subarray(newline + 1);
-      yield line;
     }
     file.rest = Buffer.from(data);
   }
 }
 
 /**
- * Position the files so that only the last `count` complete lines remain to be read: counts
- * newlines backwards from the newest file. Files left with nothing to read are dropped.
+ * Where the last `need` complete lines of a file begin, scanning backwards; `lines` is how many it
+ * found (fewer than `need` when the file has fewer: then `start` is 0). Bytes after the last \n are
+ * an entry still being written and do not count.
  */
-async function seekTail(files: LogFile[], count: number): Promise<LogFile[]> {
-  let need = count;
+async function tailStart(handle: FileHandle, need: number): Promise<{ start: number; lines: number }> {
+  const { size } = await handle.stat();
   const buffer = Buffer.alloc(CHUNK);
-  for (let i = files.length - 1; i >= 0; i--) {
-    const file = files[i] as LogFile;
-    const { size } = await file.handle.stat();
-    // Lines end with \n: the bytes after the last \n are an entry still being written.
-    let end = size;
-    let lines = 0;
-    let start = 0; // where the wanted lines of this file begin
-    let found = false;
-    for (let chunkEnd = size; chunkEnd > 0 && !found; chunkEnd -= CHUNK) {
-      const chunkStart = Math.max(0, chunkEnd - CHUNK);
-      const { bytesRead } = await file.handle.read(buffer, 0, chunkEnd - chunkStart, chunkStart);
-      for (let k = bytesRead - 1; k >= 0; k--) {
-        if (buffer[k] !== NEWLINE) continue;
-        const at = chunkStart + k;
-        if (end === size && lines === 0 && at === size - 1) continue; // the newest line's own \n
-        if (end === size && lines === 0 && i === files.length - 1 && start === 0 && at < size - 1) {
-          // The newest file ends mid-line: that part is not a line yet.
-          end = at + 1;
-          if (need === 0) {
-            start = end;
-            found = true;
-            break;
-          }
-          continue;
-        }
-        lines++;
-        if (lines === need) {
-          start = at + 1;
-          found = true;
-          break;
-        }
+  let end: number | undefined; // just past the last \n
+  let found = 0;
+  for (let chunkEnd = size; chunkEnd > 0; chunkEnd -= CHUNK) {
+    const chunkStart = Math.max(0, chunkEnd - CHUNK);
+    const { bytesRead } = await handle.read(buffer, 0, chunkEnd - chunkStart, chunkStart);
+    for (let k = bytesRead - 1; k >= 0; k--) {
+      if (buffer[k] !== NEWLINE) continue;
+      const at = chunkStart + k;
+      if (end === undefined) {
+        end = at + 1;
+        if (need === 0) return { start: end, lines: 0 };
+      } else if (++found === need) {
+        return { start: at + 1, lines: need };
       }
     }
-    if (found) {
+  }
+  return { start: 0, lines: end === undefined ? 0 : found + 1 };
+}
+
+/** Position the files so that only the last `count` complete lines are left; older files are closed and dropped. */
+async function seekTail(files: LogFile[], count: number, opened: Set<FileHandle>): Promise<LogFile[]> {
+  let need = count;
+  for (let i = files.length - 1; i >= 0; i--) {
+    const file = files[i] as LogFile;
+    const { start, lines } = await tailStart(file.handle, need);
+    if (lines >= need) {
       file.pos = start;
-      await Promise.all(files.slice(0, i).map((older) => older.handle.close()));
+      for (const older of files.slice(0, i)) await closeHandle(older.handle, opened);
       return files.slice(i);
     }
-    need -= lines + (size > 0 && end === size ? 1 : 0);
-    if (need <= 0) {
-      return files.slice(i);
-    }
+    need -= lines;
   }
   return files;
 }
@@ -197,78 +193,85 @@ async function seekTail(files: LogFile[], count: number): Promise<LogFile[]> {
  * skipped. A missing log reads as empty (and, following, is waited for).
  */
 export async function* readJsonLog(path: string, options: ReadJsonLogOptions = {}): AsyncGenerator<LogEntry> {
+  const { follow, signal } = options;
   const since = options.since === undefined ? undefined : toNs(options.since);
   const until = options.until === undefined ? undefined : toNs(options.until);
-  let files = await openFiles(path);
+  const opened = new Set<FileHandle>();
   let watcher: FSWatcher | undefined;
-  try {
-    if (options.tail !== undefined) files = await seekTail(files, Math.max(0, Math.floor(options.tail)));
-    const current = options.follow ? files.pop() : undefined;
-    let done = false;
-    /** Entries of one file's new lines; sets `done` past `until`. */
-    async function* entries(file: LogFile): AsyncGenerator<LogEntry> {
-      for await (const line of readLines(file)) {
-        const entry = parseEntry(line);
-        if (!entry || (since !== undefined && entry.timeNs < since)) continue;
-        if (until !== undefined && entry.timeNs > until) {
-          done = true;
-          return;
-        }
-        yield entry;
-        if (options.signal?.aborted) return;
+  let wake: (() => void) | undefined;
+  const poke = (): void => wake?.();
+  let pastUntil = false;
+  const stop = (): boolean => pastUntil || signal?.aborted === true;
+
+  /** The entries among a file's new lines; sets pastUntil at the first entry after `until`. */
+  async function* entries(file: LogFile): AsyncGenerator<LogEntry> {
+    for await (const line of readLines(file)) {
+      const entry = parseEntry(line);
+      if (!entry || (since !== undefined && entry.timeNs < since)) continue;
+      if (until !== undefined && entry.timeNs > until) {
+        pastUntil = true;
+        return;
       }
+      yield entry;
+      if (stop()) return;
     }
+  }
+
+  try {
+    let files = await openFiles(path, opened);
+    if (options.tail !== undefined)
+      files = await seekTail(files, Math.max(0, Math.floor(options.tail)), opened);
+    let current = follow ? files.pop() : undefined;
     for (const file of files) {
       yield* entries(file);
-      if (done || options.signal?.aborted) return;
+      await closeHandle(file.handle, opened);
+      if (stop()) return;
     }
-    if (!options.follow) return;
+    if (!follow) return;
 
     let exited = false;
-    let wake: (() => void) | undefined;
-    const poke = (): void => wake?.();
-    void options.exited?.then(
-      () => ((exited = true), poke()),
-      () => ((exited = true), poke()),
-    );
-    options.signal?.addEventListener('abort', poke, { once: true });
+    const settle = (): void => {
+      exited = true;
+      poke();
+    };
+    options.exited?.then(settle, settle);
+    signal?.addEventListener('abort', poke, { once: true });
     try {
       watcher = watch(dirname(path), poke);
       watcher.on('error', () => watcher?.close());
     } catch {
-      watcher = undefined; // polling alone
+      watcher = undefined; // no directory yet, or no inotify: polling alone
     }
 
-    let file = current;
     for (;;) {
-      const finalPass = exited;
-      if (file) {
-        yield* entries(file);
-        if (done || options.signal?.aborted) return;
-      }
-      // Rotated (or first created)? Then the current file is complete: finish it, then the newer ones.
+      const finalPass = exited; // settled before this pass: the pass reads everything there is
+      if (current) yield* entries(current);
+      if (stop()) return;
+      // A different file at `path`: ours was rotated (and is complete) or the log was just created.
       const ino = await stat(path).then(
         (st) => st.ino,
         () => undefined,
       );
-      if (ino !== undefined && ino !== file?.ino) {
-        if (file) {
-          yield* entries(file);
-          await file.handle.close();
+      if (ino !== undefined && ino !== current?.ino) {
+        const newer = await openFiles(path, opened, current?.ino);
+        if (current) {
+          yield* entries(current);
+          await closeHandle(current.handle, opened);
         }
-        const newer = await openFiles(path, file?.ino);
-        file = newer.pop();
-        for (const older of newer) {
-          yield* entries(older);
-          await older.handle.close();
-          if (done || options.signal?.aborted) return;
+        current = newer.pop();
+        for (const file of newer) {
+          if (stop()) return;
+          yield* entries(file);
+          await closeHandle(file.handle, opened);
         }
         continue;
       }
-      if (finalPass || options.signal?.aborted) return;
+      if (finalPass) return;
+      if (exited) continue; // settled during this pass: one more
       const now = BigInt(Date.now()) * 1_000_000n;
       if (until !== undefined && now > until) return;
-      const timeout = until === undefined ? POLL_MS : Math.min(POLL_MS, Number((until - now) / 1_000_000n) + 1);
+      const timeout =
+        until === undefined ? POLL_MS : Math.min(POLL_MS, Number((until - now) / 1_000_000n) + 1);
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, timeout);
         wake = () => {
@@ -280,6 +283,7 @@ export async function* readJsonLog(path: string, options: ReadJsonLogOptions = {
     }
   } finally {
     watcher?.close();
-    await Promise.all(files.map((file) => file.handle.close().catch(() => undefined)));
+    signal?.removeEventListener('abort', poke);
+    await Promise.all([...opened].map((handle) => handle.close().catch(() => undefined)));
   }
 }

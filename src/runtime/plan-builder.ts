@@ -67,6 +67,17 @@ export interface CreatePlanOptions {
   cgroupHierarchies: CgroupHierarchy[];
   /** The container's cgroup path relative to each hierarchy root (for bind mounts without a cgroup namespace). */
   cgroupPath: string;
+  /** The shim holds the container's stdio: json-file log, attach socket, stdin (berthd's containers). */
+  io?: ContainerIo;
+}
+
+export interface ContainerIo {
+  logPath?: string;
+  /** Bytes; 0 or undefined: never rotated. */
+  logMaxSize?: number;
+  logMaxFiles?: number;
+  attachSocket: string;
+  openStdin: boolean;
 }
 
 export function rootfsPath(spec: Spec, bundle: string): string {
@@ -278,7 +289,17 @@ export function buildCreatePlan(spec: Spec, options: CreatePlanOptions): PlanOp[
   const terminal = process.terminal === true;
   const rows = process.consoleSize?.height ?? 0;
   const cols = process.consoleSize?.width ?? 0;
-  if (terminal && options.consoleSocket) plan.push(ops.consoleSocket(options.consoleSocket, rows, cols));
+  if (options.io) {
+    plan.push(ops.stdioPipes());
+    if (options.io.openStdin) plan.push(ops.openStdin());
+    if (options.io.logPath) {
+      plan.push(ops.logJsonFile(options.io.logPath, options.io.logMaxSize ?? 0, options.io.logMaxFiles ?? 1));
+    }
+    plan.push(ops.attachSocket(options.io.attachSocket));
+    // The pty master comes to the shim, which serves it on the attach socket.
+    if (terminal) plan.push(ops.terminalProxy(rows, cols));
+  } else if (terminal && options.consoleSocket)
+    plan.push(ops.consoleSocket(options.consoleSocket, rows, cols));
   else if (terminal) plan.push(ops.terminalProxy(rows, cols));
   if (options.detach) plan.push(ops.detach());
 

@@ -12,7 +12,7 @@ import { ownEffectiveCapabilities, ownLimits } from '../linux/rlimits.js';
 import { writeFileAtomic } from '../common/atomic-file.js';
 import { conflict, errnoCode, invalidArgument, notFound, describeError } from '../common/errors.js';
 import { encodePlan } from './plan.js';
-import { buildCreatePlan, buildExecPlan, rootfsPath } from './plan-builder.js';
+import { buildCreatePlan, buildExecPlan, rootfsPath, type ContainerIo } from './plan-builder.js';
 import { hostCgroupHierarchies } from './cgroup-mounts.js';
 import { launchShim, type ShimHandle } from './shim-process.js';
 import { runHooks } from './hooks.js';
@@ -69,6 +69,8 @@ export interface CreateOptions {
   stdio?: StdioOptions;
   /** Keep the shim attached to this process (foreground `run`). */
   foreground?: boolean;
+  /** The shim holds the container's stdio (log, attach socket) instead of passing this process's. */
+  io?: ContainerIo;
 }
 
 export interface ExecOptions {
@@ -159,6 +161,7 @@ export class Runtime {
         seccomp,
         cgroupHierarchies: hostCgroupHierarchies(),
         cgroupPath: cgroup.path,
+        io: options.io,
       });
       shim = await launchShim(encodePlan(plan), {
         stdio: options.stdio ?? ['inherit', 'inherit', 'inherit'],

@@ -92,8 +92,16 @@ const everyOp: PlanOp[] = [
   exec,
 ];
 
-/** TERMINAL_PROXY excludes CONSOLE_SOCKET, so it gets a plan of its own. */
-const proxyPlan: PlanOp[] = [ops.terminalProxy(50, 132), ops.setupTerminal(), exec];
+/** TERMINAL_PROXY and STDIO_PIPES exclude CONSOLE_SOCKET, so they get a plan of their own. */
+const proxyPlan: PlanOp[] = [
+  ops.terminalProxy(50, 132),
+  ops.stdioPipes(),
+  ops.openStdin(),
+  ops.logJsonFile('/var/lib/berth/containers/c/c-json.log', 10n << 20n, 3),
+  ops.attachSocket('/run/berth/c/attach.sock'),
+  ops.setupTerminal(),
+  exec,
+];
 
 test('every operation decodes to the same listing as describePlan()', () => {
   const covered = new Set([...everyOp, ...proxyPlan].map((op) => op.op));
@@ -234,6 +242,19 @@ test('plans that could not be launched are rejected before anything runs', () =>
   assertRejected(
     withExec(ops.seccomp(0, new Uint8Array(8), '/run/listener.sock')),
     /op 0 \(SECCOMP\): listenerPath is not supported$/m,
+  );
+  assertRejected(withExec(ops.attachSocket('/run/a.sock')), /op 0 \(ATTACH_SOCKET\): needs STDIO_PIPES$/m);
+  assertRejected(
+    withExec(ops.consoleSocket('/s', 1, 1), ops.stdioPipes()),
+    /op 1 \(STDIO_PIPES\): conflicts with CONSOLE_SOCKET$/m,
+  );
+  assertRejected(
+    withExec(ops.stdioPipes(), ops.logJsonFile('/log', 0, 0)),
+    /op 1 \(LOG_JSON_FILE\): needs a path and maxFiles from 1 to 1000$/m,
+  );
+  assertRejected(
+    withExec(ops.stdioPipes(), ops.attachSocket(`/run/${'x'.repeat(103)}`)),
+    /op 1 \(ATTACH_SOCKET\): path must be 1 to 107 bytes \(a unix socket address\)$/m,
   );
 });
 
