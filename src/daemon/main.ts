@@ -13,6 +13,7 @@ import { writeFileAtomic } from '../common/atomic-file.js';
 import { describeError, errnoCode, invalidArgument } from '../common/errors.js';
 import { API_VERSION, BERTH_VERSION } from '../common/version.js';
 import { EventBus } from '../engine/events.js';
+import { startEngine } from '../engine/wire.js';
 import { metricsHandler, MetricsRegistry, processCollector } from '../api/metrics.js';
 import { Router } from '../api/router.js';
 import { ApiServer } from '../api/server.js';
@@ -147,6 +148,17 @@ export async function startDaemon(config: DaemonConfig, cmd: CommandLine, log: L
       warnings: () => listenerWarnings,
       buildTime: await buildTime(),
     });
+    // The engine's routes come after the system routes; the first match wins.
+    const { info } = await startEngine({
+      dataRoot: config.dataRoot,
+      execRoot: config.execRoot,
+      insecureRegistries: config.insecureRegistries,
+      registryMirrors: config.registryMirrors,
+      router: services.router,
+      events: services.events,
+      log,
+    });
+    services.engineInfo = info;
     const api = new ApiServer({ router: services.router, logger: log });
 
     const addresses = config.hosts.map((host) => parseHost(host, config.tls));

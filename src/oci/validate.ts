@@ -143,7 +143,7 @@ export function validateSpec(value: unknown, context: ValidationContext = {}): S
       const callerHard = context.callerLimits?.[type]?.hard;
       if (callerHard !== undefined && callerHard !== RLIM_INFINITY && !context.callerHasSysResource) {
         check(
-          BigInt(rlimit.hard as number) <= callerHard,
+          BigInt(Math.floor(rlimit.hard as number)) <= callerHard,
           `${field}.hard`,
           `${type} hard limit ${rlimit.hard as number} is above this process's hard limit ${callerHard} and raising it needs CAP_SYS_RESOURCE`,
         );

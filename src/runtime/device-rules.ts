@@ -3,8 +3,8 @@ import { DEFAULT_DEVICES } from './plan-builder.js';
 
 /**
  * Device cgroup rules every container gets after its own (like runc): mknod of any node (the
- * node is still useless without read/write), the default devices, the pty devices, and each
- * device config.json asks to create.
+ * node is still useless without read/write), the default devices and the pty devices. Devices
+ * config.json creates get only what its own rules (linux.resources.devices) allow.
  */
 const ALWAYS_ALLOWED: DeviceCgroup[] = [
   { allow: true, type: 'c', major: null, minor: null, access: 'm' },
@@ -19,15 +19,15 @@ export function effectiveResources(spec: Spec): Resources | undefined {
   const devices = [
     ...(resources?.devices ?? []),
     ...ALWAYS_ALLOWED,
-    ...[...DEFAULT_DEVICES, ...(spec.linux?.devices ?? [])]
-      .filter((device) => device.type === 'c' || device.type === 'b')
-      .map((device): DeviceCgroup => ({
+    ...DEFAULT_DEVICES.filter((device) => device.type === 'c' || device.type === 'b').map(
+      (device): DeviceCgroup => ({
         allow: true,
         type: device.type as 'c' | 'b',
         major: device.major ?? null,
         minor: device.minor ?? null,
         access: 'rwm',
-      })),
+      }),
+    ),
   ];
   return { ...resources, devices };
 }

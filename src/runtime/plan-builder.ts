@@ -7,7 +7,7 @@ import { isAbsolute, join, resolve } from 'node:path';
 import type { Device, Mount, Namespace, NamespaceType, Process, Spec } from '../oci/runtime-spec.js';
 import { capabilityMask } from '../linux/capabilities.js';
 import { MS, parseMountOptions, propagationFlag } from '../linux/mount-options.js';
-import { RLIMITS } from '../linux/rlimits.js';
+import { RLIMITS, RLIM_INFINITY } from '../linux/rlimits.js';
 import { invalidArgument } from '../common/errors.js';
 import { CREATE, ops, type PlanOp } from './plan.js';
 import type { CgroupHierarchy } from './cgroup-mounts.js';
@@ -220,11 +220,19 @@ function deviceOps(root: string, devices: Device[], inUserNs: boolean): PlanOp[]
   return result;
 }
 
+/** JSON turns 2^64-1 (RLIM_INFINITY) into 2^64: anything at or above it is unlimited. */
+function rlimitValue(value: number): bigint {
+  const big = BigInt(Math.floor(value));
+  return big >= RLIM_INFINITY ? RLIM_INFINITY : big;
+}
+
 /** Credentials, capabilities and privileges: shared by create and exec. */
 export function processIdentityOps(process: Process): PlanOp[] {
   const result: PlanOp[] = [];
   for (const rlimit of process.rlimits ?? []) {
-    result.push(ops.setrlimit(RLIMITS[rlimit.type] ?? -1, BigInt(rlimit.soft), BigInt(rlimit.hard)));
+    result.push(
+      ops.setrlimit(RLIMITS[rlimit.type] ?? -1, rlimitValue(rlimit.soft), rlimitValue(rlimit.hard)),
+    );
   }
   result.push(ops.setgroupsIds(process.user.additionalGids ?? []));
   result.push(ops.setgid(process.user.gid));
@@ -370,14 +378,16 @@ export function buildCreatePlan(spec: Spec, options: CreatePlanOptions): PlanOp[
   if (spec.linux?.personality)
     plan.push(ops.personality(spec.linux.personality.domain === 'LINUX32' ? 0x0008 : 0));
   if (terminal) plan.push(ops.setupTerminal());
+  const seccomp = options.seccomp
+    ? ops.seccomp(options.seccomp.flags, options.seccomp.program, spec.linux?.seccomp?.listenerPath ?? '')
+    : undefined;
+  // Loading a filter needs no_new_privs or CAP_SYS_ADMIN: without no_new_privs it is loaded while
+  // the capabilities are still there (as runc does), and the profile must allow what follows.
+  if (seccomp && !process.noNewPrivileges) plan.push(seccomp);
   plan.push(...processIdentityOps(process));
   plan.push(ops.waitStart());
   plan.push(ops.preserveFds(options.preserveFds ?? 0));
-  if (options.seccomp) {
-    plan.push(
-      ops.seccomp(options.seccomp.flags, options.seccomp.program, spec.linux?.seccomp?.listenerPath ?? ''),
-    );
-  }
+  if (seccomp && process.noNewPrivileges) plan.push(seccomp);
   plan.push(execOp(process));
   return plan;
 }
@@ -410,9 +420,11 @@ export function buildExecPlan(process: Process, options: ExecPlanOptions): PlanO
   else if (process.terminal) plan.push(ops.terminalProxy(rows, cols));
   if (options.detach) plan.push(ops.detach());
   if (process.terminal) plan.push(ops.setupTerminal());
+  const seccomp = options.seccomp ? ops.seccomp(options.seccomp.flags, options.seccomp.program) : undefined;
+  if (seccomp && !process.noNewPrivileges) plan.push(seccomp);
   plan.push(...processIdentityOps(process));
   plan.push(ops.preserveFds(options.preserveFds ?? 0));
-  if (options.seccomp) plan.push(ops.seccomp(options.seccomp.flags, options.seccomp.program));
+  if (seccomp && process.noNewPrivileges) plan.push(seccomp);
   plan.push(execOp(process));
   return plan;
 }

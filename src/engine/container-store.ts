@@ -1,0 +1,114 @@
+/**
+ * Container records: one directory per container under `<dataRoot>/containers/<id>/` with its
+ * record in `config.v2.json` (written atomically), indexed in memory by id and name.
+ */
+import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { writeJsonAtomic } from '../common/atomic-file.js';
+import { conflict, notFound } from '../common/errors.js';
+import type { ContainerRecord } from './container-record.js';
+
+const ID_PATTERN = /^[0-9a-f]{64}$/;
+
+export class ContainerStore {
+  private readonly byId = new Map<string, ContainerRecord>();
+  private readonly byName = new Map<string, string>();
+
+  private constructor(readonly root: string) {}
+
+  static async open(dataRoot: string): Promise<ContainerStore> {
+    const store = new ContainerStore(join(dataRoot, 'containers'));
+    await mkdir(store.root, { recursive: true, mode: 0o710 });
+    for (const id of await readdir(store.root)) {
+      if (!ID_PATTERN.test(id)) continue;
+      try {
+        const record = JSON.parse(
+          await readFile(join(store.root, id, 'config.v2.json'), 'utf8'),
+        ) as ContainerRecord;
+        store.index(record);
+      } catch {
+        // A directory without a complete record is a create that crashed: nothing refers to it.
+        await rm(join(store.root, id), { recursive: true, force: true });
+      }
+    }
+    return store;
+  }
+
+  private index(record: ContainerRecord): void {
+    this.byId.set(record.id, record);
+    this.byName.set(record.name, record.id);
+  }
+
+  dir(id: string): string {
+    return join(this.root, id);
+  }
+
+  nameTaken(name: string): boolean {
+    return this.byName.has(name);
+  }
+
+  /** Reserve the name and the directory, then write the first record. */
+  async add(record: ContainerRecord): Promise<void> {
+    const holder = this.byName.get(record.name);
+    if (holder !== undefined) {
+      throw conflict(
+        `Conflict. The container name "/${record.name}" is already in use by container "${holder}". You have to remove (or rename) that container to be able to reuse that name.`,
+      );
+    }
+    this.index(record);
+    try {
+      await mkdir(this.dir(record.id), { mode: 0o710 });
+      await this.save(record);
+    } catch (err) {
+      this.byId.delete(record.id);
+      this.byName.delete(record.name);
+      throw err;
+    }
+  }
+
+  async save(record: ContainerRecord): Promise<void> {
+    await writeJsonAtomic(join(this.dir(record.id), 'config.v2.json'), record, { mode: 0o600 });
+  }
+
+  async rename(record: ContainerRecord, name: string): Promise<void> {
+    const holder = this.byName.get(name);
+    if (holder !== undefined && holder !== record.id) {
+      throw conflict(
+        `Conflict. The container name "/${name}" is already in use by container "${holder}". You have to remove (or rename) that container to be able to reuse that name.`,
+      );
+    }
+    this.byName.delete(record.name);
+    record.name = name;
+    this.byName.set(name, record.id);
+    await this.save(record);
+  }
+
+  async remove(record: ContainerRecord): Promise<void> {
+    await rm(this.dir(record.id), { recursive: true, force: true });
+    this.byId.delete(record.id);
+    if (this.byName.get(record.name) === record.id) this.byName.delete(record.name);
+  }
+
+  /** By full id, name (with or without "/"), or unique id prefix — like Docker. */
+  get(reference: string): ContainerRecord {
+    const found = this.find(reference);
+    if (!found) throw notFound(`No such container: ${reference}`);
+    return found;
+  }
+
+  find(reference: string): ContainerRecord | undefined {
+    const exact = this.byId.get(reference);
+    if (exact) return exact;
+    const byName = this.byName.get(reference.replace(/^\//, ''));
+    if (byName) return this.byId.get(byName);
+    if (!/^[0-9a-f]+$/.test(reference)) return undefined;
+    const matches = [...this.byId.keys()].filter((id) => id.startsWith(reference));
+    if (matches.length > 1)
+      throw notFound(`No such container: ${reference} (ambiguous: ${matches.length} containers match)`);
+    return matches[0] === undefined ? undefined : this.byId.get(matches[0]);
+  }
+
+  list(): ContainerRecord[] {
+    return [...this.byId.values()].sort((a, b) => (a.created < b.created ? 1 : -1));
+  }
+}

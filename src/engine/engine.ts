@@ -1,0 +1,519 @@
+/**
+ * The container engine: Docker's container lifecycle on top of the image service, the
+ * snapshotter and the OCI runtime. Each container's shim holds its stdio (json-file log, attach
+ * socket), so berthd can go away and find its containers again (recover()).
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { hostname as osHostname } from 'node:os';
+import { join } from 'node:path';
+import { conflict, describeError, invalidArgument, notFound } from '../common/errors.js';
+import type { ImageService } from '../image/image-service.js';
+import type { Snapshotter } from '../snapshot/snapshotter.js';
+import { mountAll, unmount } from '../snapshot/mount.js';
+import type { Runtime } from '../runtime/runtime.js';
+import { attach, type AttachSession } from '../runtime/attach.js';
+import { parseSignal } from '../runtime/signals.js';
+import type { EventBus } from './events.js';
+import { ContainerStore } from './container-store.js';
+import { initialState, type ContainerRecord } from './container-record.js';
+import type { ContainerConfig, HostConfig } from './docker-types.js';
+import { generateName, validateName } from './names.js';
+import { buildSpec, containerHostname } from './spec-builder.js';
+import { mergeImageConfig, processArgs } from './container-config.js';
+import { parseBind, parseMount, resolveMountRequest, type ResolvedMount } from './binds.js';
+
+export interface EngineOptions {
+  dataRoot: string;
+  execRoot: string;
+  images: ImageService;
+  snapshotter: Snapshotter;
+  runtime: Runtime;
+  events: EventBus;
+  cgroupVersion: 1 | 2;
+  log: { info(message: string): void; warn(message: string): void; error(message: string): void };
+}
+
+export type WaitCondition = 'not-running' | 'next-exit' | 'removed';
+
+interface Waiter {
+  condition: WaitCondition;
+  resolve: (result: { StatusCode: number; Error: { Message: string } | null }) => void;
+}
+
+export interface CreateRequest extends ContainerConfig {
+  HostConfig?: HostConfig;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+export class Engine {
+  readonly containers: ContainerStore;
+  private readonly waiters = new Map<string, Waiter[]>();
+  /** Attach clients that came before start: connected once the shim's socket exists. */
+  private readonly pendingAttach = new Map<string, Array<(socket: string) => void>>();
+  private readonly exits = new Map<string, Promise<void>>();
+
+  private constructor(
+    private readonly options: EngineOptions,
+    containers: ContainerStore,
+  ) {
+    this.containers = containers;
+  }
+
+  static async open(options: EngineOptions): Promise<Engine> {
+    const engine = new Engine(options, await ContainerStore.open(options.dataRoot));
+    await mkdir(join(options.execRoot, 'containers'), { recursive: true });
+    await engine.recover();
+    return engine;
+  }
+
+  private runDir(id: string): string {
+    return join(this.options.execRoot, 'containers', id);
+  }
+
+  attachSocketPath(id: string): string {
+    return join(this.runDir(id), 'attach.sock');
+  }
+
+  private rootfs(id: string): string {
+    return join(this.containers.dir(id), 'rootfs');
+  }
+
+  private publish(record: ContainerRecord, action: string, extra: Record<string, string> = {}): void {
+    this.options.events.publish({
+      Type: 'container',
+      Action: action,
+      Actor: {
+        ID: record.id,
+        Attributes: { ...(record.config.Labels ?? {}), image: record.imageRef, name: record.name, ...extra },
+      },
+    });
+  }
+
+  // ---- create ------------------------------------------------------------------------------
+
+  async create(body: CreateRequest, requestedName?: string): Promise<{ Id: string; Warnings: string[] }> {
+    const { HostConfig: hostConfigIn, ...configIn } = body;
+    const hostConfig: HostConfig = hostConfigIn ?? {};
+    if (!configIn.Image) throw invalidArgument('Config cannot be empty in order to create a container');
+    const name = requestedName
+      ? validateName(requestedName)
+      : generateName((n) => this.containers.nameTaken(n));
+    if (this.containers.nameTaken(name)) {
+      const holder = this.containers.get(name);
+      throw conflict(
+        `Conflict. The container name "/${name}" is already in use by container "${holder.id}". You have to remove (or rename) that container to be able to reuse that name.`,
+      );
+    }
+    const image = await this.options.images.inspect(configIn.Image);
+    const config = mergeImageConfig(configIn as ContainerConfig, image.imageConfig.config);
+    const args = processArgs(config);
+    const id = randomBytes(32).toString('hex');
+    const snapshotParent = image.chainIds.at(-1);
+    await this.options.snapshotter.prepare(id, snapshotParent);
+    const record: ContainerRecord = {
+      id,
+      name,
+      created: new Date().toISOString(),
+      path: args[0] ?? '',
+      args: args.slice(1),
+      image: image.id,
+      imageRef: configIn.Image,
+      config,
+      hostConfig: { NetworkMode: 'default', ...hostConfig },
+      state: initialState(),
+      restartCount: 0,
+      snapshotKey: id,
+      ...(snapshotParent ? { snapshotParent } : {}),
+      logPath: join(this.containers.dir(id), `${id}-json.log`),
+    };
+    try {
+      await this.containers.add(record);
+    } catch (err) {
+      await this.options.snapshotter.remove(id).catch(() => undefined);
+      throw err;
+    }
+    this.publish(record, 'create');
+    return { Id: id, Warnings: [] };
+  }
+
+  // ---- start and exit ------------------------------------------------------------------------
+
+  private async resolveMounts(record: ContainerRecord): Promise<ResolvedMount[]> {
+    const requests = [
+      ...(record.hostConfig.Binds ?? []).map((bind) => parseBind(bind)),
+      ...(record.hostConfig.Mounts ?? []).map((mount) => parseMount(mount)),
+    ];
+    const resolved: ResolvedMount[] = [];
+    for (const request of requests) {
+      if (request.type === 'volume') {
+        throw invalidArgument(`named and anonymous volumes are not supported yet (${request.destination})`);
+      }
+      if (request.type === 'bind' && (record.hostConfig.Binds ?? []).length > 0) {
+        // `-v /host:/ctr` creates a missing host directory, like Docker.
+        await mkdir(request.source, { recursive: true }).catch(() => undefined);
+      }
+      resolved.push(resolveMountRequest(request));
+    }
+    return resolved;
+  }
+
+  private async writeEtcFiles(record: ContainerRecord, hostname: string): Promise<void> {
+    const dir = this.containers.dir(record.id);
+    await writeFile(join(dir, 'hostname'), `${hostname}\n`);
+    await writeFile(
+      join(dir, 'hosts'),
+      [
+        '127.0.0.1\tlocalhost',
+        '::1\tlocalhost ip6-localhost ip6-loopback',
+        `127.0.1.1\t${hostname}`,
+        '',
+      ].join('\n'),
+    );
+    const hostResolv = await readFile('/etc/resolv.conf', 'utf8').catch(() => '');
+    const dns = record.hostConfig.Dns ?? [];
+    const resolv =
+      dns.length > 0 || (record.hostConfig.DnsSearch ?? []).length > 0
+        ? [
+            ...dns.map((server) => `nameserver ${server}`),
+            ...((record.hostConfig.DnsSearch ?? []).length > 0
+              ? [`search ${(record.hostConfig.DnsSearch ?? []).join(' ')}`]
+              : []),
+            ...((record.hostConfig.DnsOptions ?? []).length > 0
+              ? [`options ${(record.hostConfig.DnsOptions ?? []).join(' ')}`]
+              : []),
+            '',
+          ].join('\n')
+        : hostResolv;
+    await writeFile(join(dir, 'resolv.conf'), resolv);
+  }
+
+  async start(reference: string): Promise<void> {
+    const record = this.containers.get(reference);
+    if (record.state.Running) {
+      if (record.state.Paused) throw conflict(`cannot start a paused container, try unpause instead`);
+      return; // Docker answers 304 Not Modified; the route checks before calling.
+    }
+    record.manuallyStopped = false;
+    await this.startRecord(record);
+  }
+
+  private async startRecord(record: ContainerRecord): Promise<void> {
+    const id = record.id;
+    const rootfs = this.rootfs(id);
+    await mkdir(rootfs, { recursive: true });
+    await unmount(rootfs).catch(() => undefined);
+    await mountAll(await this.options.snapshotter.mounts(record.snapshotKey), rootfs);
+    try {
+      const image = await this.options.images.inspect(record.image).catch(() => undefined);
+      const hostname = containerHostname({
+        id,
+        config: record.config,
+        hostConfig: record.hostConfig,
+        hostHostname: osHostname(),
+      });
+      await this.writeEtcFiles(record, hostname);
+      const spec = await buildSpec({
+        id,
+        name: record.name,
+        config: record.config,
+        hostConfig: record.hostConfig,
+        image: { config: image?.imageConfig.config },
+        rootfs,
+        containerDir: this.containers.dir(id),
+        mounts: await this.resolveMounts(record),
+        cgroupVersion: this.options.cgroupVersion,
+      });
+      const bundle = this.runDir(id);
+      await rm(bundle, { recursive: true, force: true });
+      await mkdir(bundle, { recursive: true });
+      await writeFile(join(bundle, 'config.json'), JSON.stringify(spec));
+      const maxSize = parseSize(record.hostConfig.LogConfig?.Config?.['max-size']);
+      const maxFiles = Number(record.hostConfig.LogConfig?.Config?.['max-file'] ?? '1');
+      await this.options.runtime.delete(id, true).catch(() => undefined);
+      const { record: runtimeRecord } = await this.options.runtime.create(id, {
+        bundle,
+        stdio: ['ignore', 'ignore', 'ignore'],
+        io: {
+          logPath: record.hostConfig.LogConfig?.Type === 'none' ? undefined : record.logPath,
+          logMaxSize: maxSize,
+          logMaxFiles: Number.isInteger(maxFiles) && maxFiles > 0 ? maxFiles : 1,
+          attachSocket: this.attachSocketPath(id),
+          openStdin: record.config.OpenStdin === true,
+        },
+      });
+      // The process waits at its start fifo: attach clients connect now and miss nothing.
+      for (const connect of this.pendingAttach.get(id) ?? []) connect(this.attachSocketPath(id));
+      this.pendingAttach.delete(id);
+      const watcher = await attach(this.attachSocketPath(id));
+      await this.options.runtime.start(id);
+      record.state = {
+        ...record.state,
+        Status: 'running',
+        Running: true,
+        Paused: false,
+        Restarting: false,
+        OOMKilled: false,
+        Dead: false,
+        Pid: runtimeRecord.pid,
+        ExitCode: 0,
+        Error: '',
+        StartedAt: new Date().toISOString(),
+      };
+      await this.containers.save(record);
+      this.publish(record, 'start');
+      this.watchExit(record, watcher);
+    } catch (err) {
+      record.state = { ...record.state, Error: describeError(err) };
+      await this.options.runtime.delete(id, true).catch(() => undefined);
+      await unmount(rootfs).catch(() => undefined);
+      await this.containers.save(record).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** Follow the container's exit through an attach session (it also drains nothing: output is discarded). */
+  private watchExit(record: ContainerRecord, session?: AttachSession): void {
+    const done = (async () => {
+      let code: number | undefined;
+      if (session) {
+        session.output.resume();
+        code = await session.exit;
+      }
+      if (code === undefined) {
+        // The shim is gone or we could not attach: wait for the process, then read exit.json.
+        while ((await this.options.runtime.state(record.id).catch(() => undefined))?.status === 'running')
+          await sleep(100);
+      }
+      await this.handleExit(record);
+    })().catch((err: unknown) => this.options.log.error(`container ${record.id}: ${describeError(err)}`));
+    this.exits.set(record.id, done);
+  }
+
+  private async handleExit(record: ContainerRecord): Promise<void> {
+    const exit = await this.options.runtime.store.exitRecord(record.id);
+    await this.options.runtime.delete(record.id, true).catch(() => undefined);
+    await unmount(this.rootfs(record.id)).catch(() => undefined);
+    record.state = {
+      ...record.state,
+      Status: 'exited',
+      Running: false,
+      Paused: false,
+      Restarting: false,
+      Pid: 0,
+      ExitCode: exit?.exitCode ?? 255,
+      FinishedAt: exit?.finishedAt ?? new Date().toISOString(),
+    };
+    await this.containers.save(record);
+    this.publish(record, 'die', { exitCode: String(record.state.ExitCode) });
+    this.notify(record, 'next-exit');
+    this.notify(record, 'not-running');
+    this.exits.delete(record.id);
+    if (record.hostConfig.AutoRemove) {
+      await this.remove(record.id, { force: true }).catch((err) =>
+        this.options.log.error(`removing ${record.id}: ${describeError(err)}`),
+      );
+      return;
+    }
+    if (this.shouldRestart(record)) {
+      record.restartCount += 1;
+      const delay = Math.min(100 * 2 ** Math.min(record.restartCount, 10), 60_000);
+      record.state = { ...record.state, Status: 'restarting', Restarting: true };
+      await this.containers.save(record);
+      setTimeout(() => {
+        if (!this.containers.find(record.id) || record.manuallyStopped) return;
+        this.startRecord(record).catch((err) =>
+          this.options.log.error(`restarting ${record.id}: ${describeError(err)}`),
+        );
+      }, delay).unref();
+    }
+  }
+
+  private shouldRestart(record: ContainerRecord): boolean {
+    if (record.manuallyStopped) return false;
+    const policy = record.hostConfig.RestartPolicy;
+    switch (policy?.Name) {
+      case 'always':
+      case 'unless-stopped':
+        return true;
+      case 'on-failure':
+        return (
+          record.state.ExitCode !== 0 &&
+          (!policy.MaximumRetryCount || record.restartCount < policy.MaximumRetryCount)
+        );
+      default:
+        return false;
+    }
+  }
+
+  /** After a daemon restart: containers whose shim still runs are watched again; others are marked exited. */
+  private async recover(): Promise<void> {
+    for (const record of this.containers.list()) {
+      if (!record.state.Running) continue;
+      const status = (await this.options.runtime.state(record.id).catch(() => undefined))?.status;
+      if (status === 'running' || status === 'paused') {
+        const session = await attach(this.attachSocketPath(record.id)).catch(() => undefined);
+        this.watchExit(record, session);
+      } else {
+        await this.handleExit(record);
+      }
+    }
+  }
+
+  // ---- stop, kill, wait, remove ---------------------------------------------------------------
+
+  private notify(record: ContainerRecord, condition: WaitCondition): void {
+    const waiters = this.waiters.get(record.id) ?? [];
+    const remaining: Waiter[] = [];
+    for (const waiter of waiters) {
+      if (waiter.condition === condition) waiter.resolve({ StatusCode: record.state.ExitCode, Error: null });
+      else remaining.push(waiter);
+    }
+    this.waiters.set(record.id, remaining);
+  }
+
+  wait(
+    reference: string,
+    condition: WaitCondition = 'not-running',
+  ): Promise<{ StatusCode: number; Error: { Message: string } | null }> {
+    const record = this.containers.get(reference);
+    if (condition === 'not-running' && !record.state.Running) {
+      return Promise.resolve({ StatusCode: record.state.ExitCode, Error: null });
+    }
+    return new Promise((resolve) => {
+      const list = this.waiters.get(record.id) ?? [];
+      list.push({ condition, resolve });
+      this.waiters.set(record.id, list);
+    });
+  }
+
+  async kill(reference: string, signal = 'SIGKILL'): Promise<void> {
+    const record = this.containers.get(reference);
+    if (!record.state.Running) {
+      throw conflict(`Cannot kill container: ${reference}: container ${record.id} is not running`);
+    }
+    const number = parseSignal(signal);
+    if (number === 9 || number === 15) record.manuallyStopped = true;
+    await this.options.runtime.kill(record.id, String(number), false);
+  }
+
+  /** Docker's stop: the stop signal, then SIGKILL after the timeout. Returns false if it was not running. */
+  async stop(reference: string, timeoutSeconds?: number, signal?: string): Promise<boolean> {
+    const record = this.containers.get(reference);
+    if (!record.state.Running) return false;
+    record.manuallyStopped = true;
+    const exited = this.wait(record.id, 'next-exit');
+    const stopSignal = signal || record.config.StopSignal || 'SIGTERM';
+    const timeout = timeoutSeconds ?? record.config.StopTimeout ?? 10;
+    if (record.state.Paused) await this.options.runtime.resume(record.id).catch(() => undefined);
+    await this.options.runtime.kill(record.id, String(parseSignal(stopSignal)), false).catch(() => undefined);
+    const timer =
+      timeout >= 0
+        ? sleep(timeout * 1000).then(() => 'timeout' as const)
+        : new Promise<never>(() => undefined);
+    if ((await Promise.race([exited.then(() => 'exited' as const), timer])) === 'timeout') {
+      await this.options.runtime.kill(record.id, '9', true).catch(() => undefined);
+      await exited;
+    }
+    return true;
+  }
+
+  async restart(reference: string, timeoutSeconds?: number): Promise<void> {
+    await this.stop(reference, timeoutSeconds);
+    const record = this.containers.get(reference);
+    record.manuallyStopped = false;
+    await this.startRecord(record);
+  }
+
+  async pause(reference: string): Promise<void> {
+    const record = this.containers.get(reference);
+    if (!record.state.Running) throw conflict(`Container ${record.id} is not running`);
+    if (record.state.Paused) throw conflict(`Container ${record.id} is already paused`);
+    await this.options.runtime.pause(record.id);
+    record.state = { ...record.state, Status: 'paused', Paused: true };
+    await this.containers.save(record);
+    this.publish(record, 'pause');
+  }
+
+  async unpause(reference: string): Promise<void> {
+    const record = this.containers.get(reference);
+    if (!record.state.Paused) throw conflict(`Container ${record.id} is not paused`);
+    await this.options.runtime.resume(record.id);
+    record.state = { ...record.state, Status: 'running', Paused: false };
+    await this.containers.save(record);
+    this.publish(record, 'unpause');
+  }
+
+  async remove(reference: string, options: { force?: boolean } = {}): Promise<void> {
+    const record = this.containers.get(reference);
+    if (record.state.Running) {
+      if (!options.force) {
+        throw conflict(
+          `cannot remove container "/${record.name}": container is running: stop the container before removing or force remove`,
+        );
+      }
+      record.manuallyStopped = true;
+      const exited = this.wait(record.id, 'next-exit');
+      await this.options.runtime.kill(record.id, '9', true).catch(() => undefined);
+      await exited;
+      if (!this.containers.find(record.id)) return; // AutoRemove took it
+    }
+    await this.exits.get(record.id);
+    await unmount(this.rootfs(record.id)).catch(() => undefined);
+    await this.options.runtime.delete(record.id, true).catch(() => undefined);
+    await this.options.snapshotter.remove(record.snapshotKey).catch((err: unknown) => {
+      if (!(err instanceof Error && /not found|no such|does not exist/i.test(err.message))) throw err;
+    });
+    await rm(this.runDir(record.id), { recursive: true, force: true });
+    await this.containers.remove(record);
+    this.publish(record, 'destroy');
+    this.notify(record, 'removed');
+    this.waiters.delete(record.id);
+  }
+
+  async rename(reference: string, newName: string): Promise<void> {
+    const record = this.containers.get(reference);
+    const name = validateName(newName);
+    const oldName = record.name;
+    await this.containers.rename(record, name);
+    this.publish(record, 'rename', { oldName: `/${oldName}` });
+  }
+
+  // ---- attach ---------------------------------------------------------------------------------
+
+  /** An attach session now (running) or as soon as the container starts (created). */
+  async attachSession(reference: string): Promise<AttachSession> {
+    const record = this.containers.get(reference);
+    if (record.state.Running) return attach(this.attachSocketPath(record.id));
+    if (record.state.Status !== 'created' && record.state.Status !== 'exited') {
+      throw conflict(`You cannot attach to a ${record.state.Status} container`);
+    }
+    return new Promise((resolve, reject) => {
+      const list = this.pendingAttach.get(record.id) ?? [];
+      list.push((socket) => attach(socket).then(resolve, reject));
+      this.pendingAttach.set(record.id, list);
+    });
+  }
+
+  record(reference: string): ContainerRecord {
+    const record = this.containers.find(reference);
+    if (!record) throw notFound(`No such container: ${reference}`);
+    return record;
+  }
+
+  /** Containers using an image, for `rmi` checks. */
+  usingImage(imageId: string): { id: string; running: boolean } | undefined {
+    const user = this.containers.list().find((c) => c.image === imageId);
+    return user ? { id: user.id, running: user.state.Running } : undefined;
+  }
+}
+
+/** Docker's log-opt sizes: `10m`, `1g`, `512k`, plain bytes. */
+export function parseSize(value: string | undefined): number {
+  if (value === undefined || value === '') return 0;
+  const match = /^(\d+(?:\.\d+)?)\s*([kmg]?)b?$/i.exec(value.trim());
+  if (!match) throw invalidArgument(`invalid size: '${value}'`);
+  const unit = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[(match[2] ?? '').toLowerCase()] ?? 1;
+  return Math.floor(Number(match[1]) * unit);
+}

@@ -1,0 +1,403 @@
+/** The Docker Engine API routes for containers and images, on top of the engine and image service. */
+import { Readable } from 'node:stream';
+import type { Router } from '../api/router.js';
+import { Reply } from '../api/router.js';
+import { encodeFrame, JsonMessageWriter, StdStream } from '../api/streams.js';
+import { describeError, invalidArgument } from '../common/errors.js';
+import type { ImageService } from '../image/image-service.js';
+import type { ImageProgress } from '../image/store/progress.js';
+import { readJsonLog } from '../runtime/json-log.js';
+import type { Engine, CreateRequest, WaitCondition } from './engine.js';
+import { statusText, type ContainerRecord } from './container-record.js';
+
+const unix = (iso: string | undefined): number => (iso ? Math.floor(Date.parse(iso) / 1000) : 0);
+const command = (record: ContainerRecord): string => [record.path, ...record.args].join(' ');
+
+function inspectContainer(engine: Engine, record: ContainerRecord): object {
+  const dir = engine.containers.dir(record.id);
+  return {
+    Id: record.id,
+    Created: record.created,
+    Path: record.path,
+    Args: record.args,
+    State: { ...record.state },
+    Image: record.image,
+    ResolvConfPath: `${dir}/resolv.conf`,
+    HostnamePath: `${dir}/hostname`,
+    HostsPath: `${dir}/hosts`,
+    LogPath: record.logPath,
+    Name: `/${record.name}`,
+    RestartCount: record.restartCount,
+    Driver: 'overlayfs',
+    Platform: 'linux',
+    MountLabel: '',
+    ProcessLabel: '',
+    AppArmorProfile: '',
+    ExecIDs: null,
+    HostConfig: record.hostConfig,
+    GraphDriver: { Name: 'overlayfs', Data: null },
+    Mounts: [],
+    Config: { ...record.config, Image: record.imageRef },
+    NetworkSettings: {
+      Bridge: '',
+      SandboxID: '',
+      SandboxKey: '',
+      Ports: {},
+      HairpinMode: false,
+      LinkLocalIPv6Address: '',
+      LinkLocalIPv6PrefixLen: 0,
+      SecondaryIPAddresses: null,
+      SecondaryIPv6Addresses: null,
+      EndpointID: '',
+      Gateway: '',
+      GlobalIPv6Address: '',
+      GlobalIPv6PrefixLen: 0,
+      IPAddress: '',
+      IPPrefixLen: 0,
+      IPv6Gateway: '',
+      MacAddress: '',
+      Networks: {},
+    },
+  };
+}
+
+function summarizeContainer(record: ContainerRecord): object {
+  return {
+    Id: record.id,
+    Names: [`/${record.name}`],
+    Image: record.imageRef,
+    ImageID: record.image,
+    Command: command(record),
+    Created: unix(record.created),
+    Ports: [],
+    Labels: record.config.Labels ?? {},
+    State: record.state.Status,
+    Status: statusText(record.state),
+    HostConfig: { NetworkMode: record.hostConfig.NetworkMode ?? 'default' },
+    NetworkSettings: { Networks: {} },
+    Mounts: [],
+  };
+}
+
+function matchesFilters(
+  record: ContainerRecord,
+  filters: ReturnType<import('../api/query.js').Query['filters']>,
+): boolean {
+  const any = (key: string, test: (value: string) => boolean): boolean => {
+    const values = filters.get(key);
+    return values.length === 0 || values.some(test);
+  };
+  return (
+    any('status', (v) => v === record.state.Status) &&
+    any('name', (v) => record.name.includes(v.replace(/^\//, ''))) &&
+    any('id', (v) => record.id.startsWith(v)) &&
+    any(
+      'ancestor',
+      (v) => record.imageRef === v || record.image.startsWith(v) || record.image === `sha256:${v}`,
+    ) &&
+    any('exited', (v) => record.state.Status === 'exited' && String(record.state.ExitCode) === v) &&
+    any('label', (v) => {
+      const [key = '', value] = v.split('=');
+      const labels = record.config.Labels ?? {};
+      return value === undefined ? key in labels : labels[key] === value;
+    })
+  );
+}
+
+function progressMessage(event: ImageProgress): {
+  status: string;
+  id?: string;
+  progressDetail?: { current: number; total: number };
+} {
+  return {
+    status: event.status,
+    ...(event.id ? { id: event.id } : {}),
+    ...(event.progressDetail ? { progressDetail: event.progressDetail } : {}),
+  };
+}
+
+export function registerContainerRoutes(router: Router, engine: Engine): void {
+  router.post('/containers/create', async (ctx) => {
+    const body = await ctx.json<CreateRequest>();
+    if (!body) throw invalidArgument('Config cannot be empty in order to create a container');
+    return Reply.json(201, await engine.create(body, ctx.query.string('name') || undefined));
+  });
+
+  router.get('/containers/json', (ctx) => {
+    const all = ctx.query.bool('all');
+    const filters = ctx.query.filters([
+      'status',
+      'name',
+      'id',
+      'ancestor',
+      'exited',
+      'label',
+      'before',
+      'since',
+      'network',
+      'volume',
+      'health',
+      'is-task',
+      'publish',
+      'expose',
+    ]);
+    let list = engine.containers
+      .list()
+      .filter(
+        (c) => (all || c.state.Running || filters.get('status').length > 0) && matchesFilters(c, filters),
+      );
+    const limit = ctx.query.int('limit');
+    if (limit !== undefined && limit > 0) list = list.slice(0, limit);
+    return list.map(summarizeContainer);
+  });
+
+  router.get('/containers/{id}/json', (ctx) =>
+    inspectContainer(engine, engine.containers.get(ctx.params.id)),
+  );
+
+  router.post('/containers/{id}/start', async (ctx) => {
+    const record = engine.containers.get(ctx.params.id);
+    if (record.state.Running && !record.state.Paused) return Reply.empty(304);
+    await engine.start(ctx.params.id);
+    return Reply.empty(204);
+  });
+
+  router.post('/containers/{id}/stop', async (ctx) => {
+    const stopped = await engine.stop(ctx.params.id, ctx.query.int('t'), ctx.query.string('signal'));
+    return Reply.empty(stopped ? 204 : 304);
+  });
+
+  router.post('/containers/{id}/restart', async (ctx) => {
+    await engine.restart(ctx.params.id, ctx.query.int('t'));
+    return Reply.empty(204);
+  });
+
+  router.post('/containers/{id}/kill', async (ctx) => {
+    await engine.kill(ctx.params.id, ctx.query.string('signal') || 'SIGKILL');
+    return Reply.empty(204);
+  });
+
+  router.post('/containers/{id}/pause', async (ctx) => {
+    await engine.pause(ctx.params.id);
+    return Reply.empty(204);
+  });
+
+  router.post('/containers/{id}/unpause', async (ctx) => {
+    await engine.unpause(ctx.params.id);
+    return Reply.empty(204);
+  });
+
+  router.post('/containers/{id}/rename', async (ctx) => {
+    const name = ctx.query.string('name');
+    if (!name) throw invalidArgument('name cannot be empty');
+    await engine.rename(ctx.params.id, name);
+    return Reply.empty(204);
+  });
+
+  router.delete('/containers/{id}', async (ctx) => {
+    await engine.remove(ctx.params.id, { force: ctx.query.bool('force') });
+    return Reply.empty(204);
+  });
+
+  router.post('/containers/{id}/wait', async (ctx) => {
+    const condition = (ctx.query.string('condition') || 'not-running') as WaitCondition;
+    if (!['not-running', 'next-exit', 'removed'].includes(condition)) {
+      throw invalidArgument(`invalid condition: "${condition}"`);
+    }
+    const result = engine.wait(ctx.params.id, condition);
+    // Docker sends the head at once and the body when the condition is met.
+    const stream = ctx.stream('application/json');
+    await stream.write(JSON.stringify(await result) + '\n');
+    stream.end();
+  });
+
+  router.post('/containers/{id}/attach', async (ctx) => {
+    const record = engine.containers.get(ctx.params.id);
+    const tty = record.config.Tty === true;
+    const wantStdin = ctx.query.bool('stdin');
+    const wantStdout = ctx.query.bool('stdout');
+    const wantStderr = ctx.query.bool('stderr');
+    // Hijack at once: the docker CLI starts the container only after its attach is established.
+    const { input, output } = ctx.hijack({ multiplexed: !tty });
+    let session;
+    try {
+      session = await engine.attachSession(ctx.params.id);
+    } catch (err) {
+      if (!tty) output.write(encodeFrame(StdStream.Systemerr, `${describeError(err)}\n`));
+      output.end();
+      return;
+    }
+    session.output.on('data', (chunk: { stream: 'stdout' | 'stderr'; data: Buffer }) => {
+      if (chunk.stream === 'stdout' && !wantStdout) return;
+      if (chunk.stream === 'stderr' && !wantStderr) return;
+      output.write(
+        tty
+          ? chunk.data
+          : encodeFrame(chunk.stream === 'stdout' ? StdStream.Stdout : StdStream.Stderr, chunk.data),
+      );
+    });
+    session.output.on('end', () => output.end());
+    session.output.on('error', () => output.end());
+    if (wantStdin) {
+      input.on('data', (data: Buffer) => void session.write(data).catch(() => undefined));
+      input.on('end', () => {
+        if (record.config.StdinOnce || !tty) void session.closeStdin().catch(() => undefined);
+      });
+    } else {
+      input.resume();
+    }
+    output.on('close', () => session.close());
+    input.on('error', () => session.close());
+  });
+
+  router.post('/containers/{id}/resize', async (ctx) => {
+    const record = engine.containers.get(ctx.params.id);
+    if (!record.state.Running) throw invalidArgument(`Container ${record.id} is not running`);
+    const session = await engine.attachSession(ctx.params.id);
+    await session.resize(ctx.query.int('h', 24), ctx.query.int('w', 80));
+    session.close();
+    return Reply.empty(200);
+  });
+
+  router.get('/containers/{id}/logs', async (ctx) => {
+    const record = engine.containers.get(ctx.params.id);
+    const stdout = ctx.query.bool('stdout');
+    const stderr = ctx.query.bool('stderr');
+    if (!stdout && !stderr) throw invalidArgument('Bad parameters: you must choose at least one stream');
+    const tty = record.config.Tty === true;
+    const follow = ctx.query.bool('follow');
+    const tailText = ctx.query.string('tail');
+    const tail = tailText && tailText !== 'all' ? Number(tailText) : undefined;
+    const since = ctx.query.string('since');
+    const until = ctx.query.string('until');
+    const timestamps = ctx.query.bool('timestamps');
+    const toDate = (text: string | undefined): Date | undefined =>
+      text && text !== '0' ? new Date(Number(text.split('.')[0]) * 1000) : undefined;
+    const stream = ctx.stream(
+      tty ? 'application/vnd.docker.raw-stream' : 'application/vnd.docker.multiplexed-stream',
+    );
+    const exited = follow && record.state.Running ? engine.wait(record.id, 'next-exit') : Promise.resolve();
+    try {
+      for await (const entry of readJsonLog(record.logPath, {
+        follow: follow && record.state.Running,
+        ...(tail !== undefined && Number.isFinite(tail) ? { tail } : {}),
+        ...(toDate(since) ? { since: toDate(since) } : {}),
+        ...(toDate(until) ? { until: toDate(until) } : {}),
+        signal: stream.signal,
+        exited,
+      })) {
+        if ((entry.stream === 'stdout' && !stdout) || (entry.stream === 'stderr' && !stderr)) continue;
+        const text = timestamps ? `${entry.time} ${entry.log}` : entry.log;
+        const ok = await stream.write(
+          tty ? text : encodeFrame(entry.stream === 'stderr' ? StdStream.Stderr : StdStream.Stdout, text),
+        );
+        if (!ok) break;
+      }
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    stream.end();
+  });
+}
+
+export function registerImageRoutes(router: Router, images: ImageService, engine: Engine): void {
+  router.post('/images/create', async (ctx) => {
+    const fromImage = ctx.query.string('fromImage');
+    if (!fromImage)
+      throw invalidArgument('image import from a source (fromSrc) is not supported yet; use fromImage');
+    const tag = ctx.query.string('tag');
+    const reference = tag
+      ? tag.startsWith('sha256:')
+        ? `${fromImage}@${tag}`
+        : `${fromImage}:${tag}`
+      : fromImage;
+    const stream = ctx.stream('application/json');
+    const writer = new JsonMessageWriter(stream);
+    try {
+      await images.pull(reference, {
+        onProgress: (event) => void writer.send(progressMessage(event)),
+        signal: stream.signal,
+      });
+    } catch (err) {
+      await writer.error(describeError(err));
+    }
+    stream.end();
+  });
+
+  router.get('/images/json', async () => {
+    const list = await images.list();
+    return list.map((image) => ({
+      Id: image.id,
+      ParentId: '',
+      RepoTags: image.repoTags,
+      RepoDigests: image.repoDigests,
+      Created: unix(image.created),
+      Size: image.unpackedSize ?? image.size,
+      SharedSize: -1,
+      Labels: image.labels,
+      Containers: -1,
+    }));
+  });
+
+  router.get('/images/{name:.*}/json', async (ctx) => {
+    const image = await images.inspect(ctx.params.name);
+    return {
+      Id: image.id,
+      RepoTags: image.repoTags,
+      RepoDigests: image.repoDigests,
+      Parent: '',
+      Comment: image.comment ?? '',
+      Created: image.created ?? '',
+      DockerVersion: '',
+      Author: image.author ?? '',
+      Config: image.imageConfig.config ?? {},
+      Architecture: image.architecture,
+      Os: image.os,
+      Size: image.unpackedSize ?? image.size,
+      GraphDriver: { Name: 'overlayfs', Data: null },
+      RootFS: { Type: 'layers', Layers: image.diffIds },
+      Metadata: { LastTagTime: image.lastTagged ?? '0001-01-01T00:00:00Z' },
+    };
+  });
+
+  router.post('/images/{name:.*}/tag', async (ctx) => {
+    const repo = ctx.query.string('repo');
+    if (!repo) throw invalidArgument('repository name must have at least one component');
+    const tag = ctx.query.string('tag') || 'latest';
+    await images.tag(ctx.params.name, `${repo}:${tag}`);
+    return Reply.empty(201);
+  });
+
+  router.delete('/images/{name:.*}', async (ctx) => {
+    const items = await images.remove(ctx.params.name, { force: ctx.query.bool('force') });
+    void engine;
+    return items;
+  });
+
+  router.post('/images/load', async (ctx) => {
+    const quiet = ctx.query.bool('quiet');
+    const stream = ctx.stream('application/json');
+    const writer = new JsonMessageWriter(stream);
+    try {
+      await images.load(ctx.bodyStream(), {
+        onProgress: (event) => {
+          if (!quiet || event.status.startsWith('Loaded image')) void writer.stream(`${event.status}\n`);
+        },
+      });
+    } catch (err) {
+      await writer.error(describeError(err));
+    }
+    stream.end();
+  });
+
+  const save = async (names: string[], ctx: Parameters<Parameters<Router['get']>[1]>[0]): Promise<void> => {
+    const archive = await images.save(names);
+    const stream = ctx.stream('application/x-tar');
+    for await (const chunk of Readable.from(archive)) {
+      if (!(await stream.write(chunk as Buffer))) break;
+    }
+    stream.end();
+  };
+  router.get('/images/get', async (ctx) => save(ctx.query.strings('names'), ctx));
+  router.get('/images/{name:.*}/get', async (ctx) => save([ctx.params.name], ctx));
+}

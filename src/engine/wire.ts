@@ -1,0 +1,66 @@
+/** Builds the engine's services for berthd and registers their API routes. */
+import { join } from 'node:path';
+import type { Router } from '../api/router.js';
+import type { DockerInfo } from '../api/system.js';
+import { ImageService } from '../image/image-service.js';
+import { RegistryClient } from '../image/registry/client.js';
+import { openSnapshotter } from '../snapshot/open.js';
+import { Runtime } from '../runtime/runtime.js';
+import { defaultRuntimeOptions } from '../runtime/default-runtime.js';
+import { hostCgroupHierarchies } from '../runtime/cgroup-mounts.js';
+import { Engine } from './engine.js';
+import type { EventBus } from './events.js';
+import { registerContainerRoutes, registerImageRoutes } from './routes.js';
+
+export interface EngineWiring {
+  dataRoot: string;
+  execRoot: string;
+  insecureRegistries: string[];
+  registryMirrors: string[];
+  router: Router;
+  events: EventBus;
+  log: { info(message: string): void; warn(message: string): void; error(message: string): void };
+}
+
+export async function startEngine(
+  wiring: EngineWiring,
+): Promise<{ engine: Engine; info: () => Promise<Partial<DockerInfo>> }> {
+  const snapshotter = await openSnapshotter(wiring.dataRoot, 'overlayfs');
+  // The image service asks the engine (created next) which containers use an image.
+  const late: { engine?: Engine } = {};
+  const images = await ImageService.open({
+    dataRoot: wiring.dataRoot,
+    snapshotter,
+    registry: new RegistryClient({
+      insecureRegistries: wiring.insecureRegistries,
+      mirrors: wiring.registryMirrors,
+    }),
+    containerUsing: (imageId: string) => late.engine?.usingImage(imageId),
+  });
+  const runtime = new Runtime(defaultRuntimeOptions(join(wiring.execRoot, 'runtime')));
+  const cgroupVersion = hostCgroupHierarchies().some((h) => h.version === 1) ? 1 : 2;
+  const engine = await Engine.open({
+    dataRoot: wiring.dataRoot,
+    execRoot: wiring.execRoot,
+    images,
+    snapshotter,
+    runtime,
+    events: wiring.events,
+    cgroupVersion,
+    log: wiring.log,
+  });
+  late.engine = engine;
+  registerContainerRoutes(wiring.router, engine);
+  registerImageRoutes(wiring.router, images, engine);
+  const info = async (): Promise<Partial<DockerInfo>> => {
+    const containers = engine.containers.list();
+    return {
+      Containers: containers.length,
+      ContainersRunning: containers.filter((c) => c.state.Running && !c.state.Paused).length,
+      ContainersPaused: containers.filter((c) => c.state.Paused).length,
+      ContainersStopped: containers.filter((c) => !c.state.Running).length,
+      Images: (await images.list()).length,
+    };
+  };
+  return { engine, info };
+}
