@@ -51,7 +51,10 @@ export class Engine {
   readonly containers: ContainerStore;
   private readonly waiters = new Map<string, Waiter[]>();
   /** Attach clients that came before start: connected once the shim's socket exists. */
-  private readonly pendingAttach = new Map<string, Array<(socket: string) => void>>();
+  private readonly pendingAttach = new Map<
+    string,
+    Array<{ connect: (socket: string) => void; fail: (err: unknown) => void }>
+  >();
   private readonly exits = new Map<string, Promise<void>>();
 
   private constructor(
@@ -64,6 +67,7 @@ export class Engine {
   static async open(options: EngineOptions): Promise<Engine> {
     const engine = new Engine(options, await ContainerStore.open(options.dataRoot));
     await mkdir(join(options.execRoot, 'containers'), { recursive: true });
+    await mkdir(join(options.execRoot, 'a'), { recursive: true, mode: 0o700 });
     await engine.recover();
     return engine;
   }
@@ -72,8 +76,9 @@ export class Engine {
     return join(this.options.execRoot, 'containers', id);
   }
 
+  /** Short on purpose: a unix socket path must fit 107 bytes, whatever the exec root is. */
   attachSocketPath(id: string): string {
-    return join(this.runDir(id), 'attach.sock');
+    return join(this.options.execRoot, 'a', id.slice(0, 16));
   }
 
   private rootfs(id: string): string {
@@ -244,7 +249,7 @@ export class Engine {
         },
       });
       // The process waits at its start fifo: attach clients connect now and miss nothing.
-      for (const connect of this.pendingAttach.get(id) ?? []) connect(this.attachSocketPath(id));
+      for (const pending of this.pendingAttach.get(id) ?? []) pending.connect(this.attachSocketPath(id));
       this.pendingAttach.delete(id);
       const watcher = await attach(this.attachSocketPath(id));
       await this.options.runtime.start(id);
@@ -265,6 +270,8 @@ export class Engine {
       this.publish(record, 'start');
       this.watchExit(record, watcher);
     } catch (err) {
+      for (const pending of this.pendingAttach.get(id) ?? []) pending.fail(err);
+      this.pendingAttach.delete(id);
       record.state = { ...record.state, Error: describeError(err) };
       await this.options.runtime.delete(id, true).catch(() => undefined);
       await unmount(rootfs).catch(() => undefined);
@@ -491,7 +498,7 @@ export class Engine {
     }
     return new Promise((resolve, reject) => {
       const list = this.pendingAttach.get(record.id) ?? [];
-      list.push((socket) => attach(socket).then(resolve, reject));
+      list.push({ connect: (socket) => void attach(socket).then(resolve, reject), fail: reject });
       this.pendingAttach.set(record.id, list);
     });
   }

@@ -1,0 +1,208 @@
+/**
+ * The real docker CLI against berthd: the container and image commands people type every day.
+ */
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { createSandbox, type Sandbox } from '../helpers/sandbox.js';
+import { startBerthd, docker, type Berthd } from '../helpers/berthd.js';
+import { ensureFixture } from '../../fixtures/index.js';
+import { startRegistry, skopeoCopy } from '../helpers/registry.js';
+
+async function daemonWithBusybox(
+  t: TestContext,
+): Promise<{ sandbox: Sandbox; berthd: Berthd; run: (args: string[]) => ReturnType<typeof docker> }> {
+  const sandbox = await createSandbox(t);
+  const berthd = await startBerthd(t, sandbox);
+  const run = (args: string[]): ReturnType<typeof docker> => docker(sandbox, berthd.dockerHost, args);
+  const busybox = await ensureFixture('busybox');
+  const loaded = await run(['load', '-i', busybox.dockerArchive]);
+  assert.equal(loaded.code, 0, loaded.stderr);
+  assert.match(loaded.stdout, /Loaded image: busybox:latest/);
+  return { sandbox, berthd, run };
+}
+
+test('docker run --rm prints the output and returns the exit code', async (t) => {
+  const { sandbox, run } = await daemonWithBusybox(t);
+  const cg = ['--cgroup-parent', sandbox.cgroupParent];
+  const hello = await run([
+    'run',
+    '--rm',
+    ...cg,
+    'busybox',
+    'sh',
+    '-c',
+    'echo out; echo err >&2; hostname | wc -c',
+  ]);
+  assert.equal(hello.code, 0, hello.stderr);
+  assert.equal(hello.stdout, 'out\n13\n', 'the short id is the hostname');
+  assert.equal(hello.stderr, 'err\n');
+  const failing = await run(['run', '--rm', ...cg, 'busybox', 'sh', '-c', 'exit 42']);
+  assert.equal(failing.code, 42);
+  const ps = await run(['ps', '-aq']);
+  assert.equal(ps.stdout, '', '--rm removed the containers');
+  const missing = await run(['run', '--rm', ...cg, 'busybox', '/no/such/binary']);
+  assert.notEqual(missing.code, 0);
+});
+
+test('run -d, ps, logs, inspect, stop, start, rename, rm', async (t) => {
+  const { sandbox, run } = await daemonWithBusybox(t);
+  const started = await run([
+    'run',
+    '-d',
+    '--name',
+    'web',
+    '--cgroup-parent',
+    sandbox.cgroupParent,
+    '-e',
+    'GREETING=hi',
+    '--label',
+    'tier=front',
+    'busybox',
+    'sh',
+    '-c',
+    'echo "$GREETING from $(id -u)"; trap "echo bye; exit 0" TERM; while true; do sleep 0.1; done',
+  ]);
+  assert.equal(started.code, 0, started.stderr);
+  const id = started.stdout.trim();
+  assert.match(id, /^[0-9a-f]{64}$/);
+
+  const ps = await run(['ps', '--format', '{{.ID}} {{.Names}} {{.Image}} {{.Status}}']);
+  assert.match(ps.stdout, new RegExp(`^${id.slice(0, 12)} web busybox Up `, 'm'));
+  const filtered = await run(['ps', '-q', '--filter', 'label=tier=front']);
+  assert.equal(filtered.stdout.trim(), id.slice(0, 12));
+
+  let logs = await run(['logs', 'web']);
+  for (let i = 0; i < 50 && logs.stdout === ''; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    logs = await run(['logs', 'web']);
+  }
+  assert.equal(logs.stdout, 'hi from 0\n');
+
+  const inspect = JSON.parse((await run(['inspect', 'web'])).stdout) as Array<{
+    Id: string;
+    Name: string;
+    State: { Status: string; Running: boolean; Pid: number };
+    Config: { Env: string[]; Labels: Record<string, string>; Image: string };
+  }>;
+  assert.equal(inspect[0]?.Id, id);
+  assert.equal(inspect[0]?.Name, '/web');
+  assert.equal(inspect[0]?.State.Status, 'running');
+  assert.ok((inspect[0]?.State.Pid ?? 0) > 0);
+  assert.ok(inspect[0]?.Config.Env.includes('GREETING=hi'));
+  assert.equal(inspect[0]?.Config.Labels.tier, 'front');
+  assert.equal(
+    (await run(['inspect', '-f', '{{.State.Running}}', id.slice(0, 8)])).stdout.trim(),
+    'true',
+    'short id prefix',
+  );
+
+  const refused = await run(['rm', 'web']);
+  assert.notEqual(refused.code, 0);
+  assert.match(refused.stderr, /container is running: stop the container before removing or force remove/);
+
+  const stopped = await run(['stop', '-t', '5', 'web']);
+  assert.equal(stopped.code, 0, stopped.stderr);
+  assert.equal(
+    (await run(['inspect', '-f', '{{.State.Status}} {{.State.ExitCode}}', 'web'])).stdout.trim(),
+    'exited 0',
+  );
+  assert.match((await run(['logs', 'web'])).stdout, /bye\n$/);
+  assert.match((await run(['ps', '-a', '--format', '{{.Status}}'])).stdout, /^Exited \(0\)/m);
+
+  assert.equal((await run(['start', 'web'])).code, 0);
+  assert.equal((await run(['inspect', '-f', '{{.State.Running}}', 'web'])).stdout.trim(), 'true');
+  assert.equal((await run(['rename', 'web', 'api'])).code, 0);
+  assert.equal((await run(['inspect', '-f', '{{.Name}}', 'api'])).stdout.trim(), '/api');
+  const removed = await run(['rm', '-f', 'api']);
+  assert.equal(removed.code, 0, removed.stderr);
+  assert.equal((await run(['ps', '-aq'])).stdout, '');
+  const gone = await run(['inspect', 'api']);
+  assert.match(gone.stderr, /No such (container|object): api/);
+});
+
+test('kill, wait, pause and unpause, restart policy on-failure', async (t) => {
+  const { sandbox, run } = await daemonWithBusybox(t);
+  const cg = ['--cgroup-parent', sandbox.cgroupParent];
+  const id = (await run(['run', '-d', ...cg, 'busybox', 'sleep', '1000'])).stdout.trim();
+  assert.equal((await run(['pause', id])).code, 0);
+  assert.equal(
+    (await run(['inspect', '-f', '{{.State.Status}} {{.State.Paused}}', id])).stdout.trim(),
+    'paused true',
+  );
+  assert.equal((await run(['unpause', id])).code, 0);
+  assert.equal((await run(['inspect', '-f', '{{.State.Status}}', id])).stdout.trim(), 'running');
+  const waiting = run(['wait', id]);
+  assert.equal((await run(['kill', id])).code, 0);
+  const waited = await waiting;
+  assert.equal(waited.stdout.trim(), '137');
+  const again = await run(['kill', id]);
+  assert.match(again.stderr, /is not running/);
+
+  const flaky = (
+    await run(['run', '-d', ...cg, '--restart', 'on-failure:2', 'busybox', 'sh', '-c', 'exit 1'])
+  ).stdout.trim();
+  let count = '';
+  for (let i = 0; i < 100; i++) {
+    count = (await run(['inspect', '-f', '{{.RestartCount}} {{.State.Status}}', flaky])).stdout.trim();
+    if (count === '2 exited') break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.equal(count, '2 exited', 'restarted twice, then left exited');
+});
+
+test('images: pull from a registry, list, inspect, tag, rmi with a container using it', async (t) => {
+  const { sandbox, run } = await daemonWithBusybox(t);
+  const registry = await startRegistry();
+  t.after(() => registry.stop());
+  const layers = await ensureFixture('layers');
+  await skopeoCopy(`oci:${layers.ociLayout}:latest`, `docker://${registry.host}/fixtures/layers:v1`);
+  const pulled = await run(['pull', `${registry.host}/fixtures/layers:v1`]);
+  assert.equal(pulled.code, 0, pulled.stderr);
+  assert.match(pulled.stdout, /Status: Downloaded newer image for /);
+  assert.match(pulled.stdout, /Digest: sha256:[0-9a-f]{64}/);
+  const again = await run(['pull', `${registry.host}/fixtures/layers:v1`]);
+  assert.match(again.stdout, /Status: Image is up to date for /);
+
+  const images = await run(['images', '--format', '{{.Repository}}:{{.Tag}}']);
+  assert.deepEqual(
+    images.stdout.trim().split('\n').sort(),
+    ['busybox:latest', `${registry.host}/fixtures/layers:v1`].sort(),
+  );
+  const config = (
+    await run([
+      'image',
+      'inspect',
+      '-f',
+      '{{.Config.WorkingDir}} {{index .Config.Labels "org.berth.fixture"}}',
+      `${registry.host}/fixtures/layers:v1`,
+    ])
+  ).stdout.trim();
+  assert.equal(config, '/data layers');
+
+  const content = await run([
+    'run',
+    '--rm',
+    '--cgroup-parent',
+    sandbox.cgroupParent,
+    `${registry.host}/fixtures/layers:v1`,
+    'sh',
+    '-c',
+    'cat a.txt; ls opaque',
+  ]);
+  assert.equal(content.stdout, 'second version of a\nnew.txt\n', content.stderr);
+
+  assert.equal((await run(['tag', 'busybox', 'mybox:1'])).code, 0);
+  const user = (
+    await run(['create', '--cgroup-parent', sandbox.cgroupParent, 'mybox:1', 'true'])
+  ).stdout.trim();
+  const refused = await run(['rmi', 'busybox']);
+  assert.equal(refused.code, 0, 'busybox:latest is only untagged while mybox:1 names the image');
+  assert.match(refused.stdout, /Untagged: busybox:latest/);
+  const conflict = await run(['rmi', 'mybox:1']);
+  assert.notEqual(conflict.code, 0);
+  assert.match(conflict.stderr, new RegExp(`container ${user.slice(0, 12)}`));
+  assert.equal((await run(['rm', user])).code, 0);
+  const removed = await run(['rmi', 'mybox:1']);
+  assert.equal(removed.code, 0, removed.stderr);
+  assert.match(removed.stdout, /Deleted: sha256:/);
+});
