@@ -44,10 +44,16 @@ export function parseArgs(
     name: string,
     inline: string | undefined,
     next: () => string | undefined,
+    shortGroup?: string,
   ): void => {
     if (spec.value) {
       const value = inline ?? next();
-      if (value === undefined) throw invalidArgument(`flag needs an argument: ${name}`);
+      if (value === undefined) {
+        // pflag's wording: "'m' in -m" for a shorthand, the flag itself otherwise.
+        throw invalidArgument(
+          `flag needs an argument: ${shortGroup ? `'${name.slice(1)}' in ${shortGroup}` : name}`,
+        );
+      }
       set(spec, value);
       return;
     }
@@ -77,7 +83,7 @@ export function parseArgs(
     const inline = eq > 0 ? arg.slice(eq + 1) : undefined;
     const spec = byName.get(name);
     if (spec) {
-      take(spec, name, inline, next);
+      take(spec, name, inline, next, /^-[^-]$/.test(name) ? arg : undefined);
       continue;
     }
     if (arg.startsWith('--')) throw invalidArgument(`unknown flag: ${name}`);
@@ -87,7 +93,7 @@ export function parseArgs(
       if (!short) throw invalidArgument(`unknown shorthand flag: '${arg[j]}' in ${arg}`);
       if (short.value) {
         const rest = arg.slice(j + 1);
-        take(short, `-${arg[j]}`, rest !== '' ? rest : undefined, next);
+        take(short, `-${arg[j]}`, rest !== '' ? rest : undefined, next, arg);
         break;
       }
       set(short, 'true');

@@ -20,9 +20,9 @@ test('each program answers --version from its bundle', () => {
   );
 });
 
-test('an unknown berth command fails with exit code 125 and one line, no stack trace', () => {
+test('an unknown berth command fails like docker: exit 1 and one line, no stack trace', () => {
   const result = spawnSync(process.execPath, [bin('berth'), 'frobnicate'], { encoding: 'utf8' });
-  assert.equal(result.status, 125);
-  assert.match(result.stderr, /'frobnicate' is not a berth command/);
+  assert.equal(result.status, 1);
+  assert.match(result.stderr, /unknown command: berth frobnicate/);
   assert.doesNotMatch(result.stderr, /at .*\.js:\d+/);
 });

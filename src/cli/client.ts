@@ -1,0 +1,369 @@
+/**
+ * berth's client of the Docker Engine API: HTTP/1.1 over a unix socket or TCP (optionally TLS),
+ * API version negotiated with `/_ping` like the docker CLI, then `/v1.xx/...` paths; JSON helpers
+ * that turn `{"message": ...}` error bodies into ApiError; streaming responses returned as they
+ * come; hijacked connections (attach, exec start) handed back as a raw duplex socket.
+ */
+import type http from 'node:http';
+import type https from 'node:https';
+import type { Duplex, Readable } from 'node:stream';
+import { API_VERSION, BERTH_VERSION } from '../common/version.js';
+import { ApiError, ConnectError } from './errors.js';
+
+export const DEFAULT_HOST = 'unix:///run/berth/berth.sock';
+/** The version docker assumes when a daemon does not announce one. */
+const FALLBACK_API_VERSION = '1.24';
+
+export interface TlsFiles {
+  ca?: Buffer;
+  cert?: Buffer;
+  key?: Buffer;
+  /** Verify the daemon's certificate against `ca` (--tlsverify). */
+  verify: boolean;
+}
+
+export interface ClientOptions {
+  host: string;
+  tls?: TlsFiles;
+  /** A fixed API version (DOCKER_API_VERSION): no negotiation. */
+  apiVersion?: string;
+}
+
+export type QueryValue = string | number | boolean | string[] | undefined;
+export type Query = Record<string, QueryValue>;
+
+export interface RequestOptions {
+  query?: Query;
+  /** A JSON body. */
+  json?: unknown;
+  /** A raw body (tar archives, images). */
+  body?: Buffer | Readable;
+  contentType?: string;
+  headers?: Record<string, string>;
+  signal?: AbortSignal;
+}
+
+/** Where to connect, parsed from a Docker-style host string. */
+export interface Endpoint {
+  socketPath?: string;
+  hostname?: string;
+  port?: number;
+}
+
+/** Parses `unix:///path`, `tcp://host:port` (or `host:port`) as dockerd and the docker CLI do. */
+export function parseHost(host: string, tls: boolean): Endpoint {
+  if (host.startsWith('unix://')) {
+    const socketPath = host.slice('unix://'.length);
+    if (socketPath === '') throw new ConnectError(`invalid host "${host}": the socket path is empty`);
+    return { socketPath };
+  }
+  let rest = host;
+  if (rest.startsWith('tcp://')) rest = rest.slice('tcp://'.length);
+  else if (/^[a-z][a-z0-9+.-]*:\/\//i.test(rest)) {
+    throw new ConnectError(`invalid host "${host}": berth connects to unix:// and tcp:// hosts only`);
+  }
+  rest = rest.replace(/\/+$/, '');
+  const match = /^(\[[^\]]+\]|[^:]*)(?::(\d+))?$/.exec(rest);
+  if (match === null) throw new ConnectError(`invalid host "${host}"`);
+  const hostname = (match[1] ?? '').replace(/^\[|\]$/g, '') || '127.0.0.1';
+  const port = match[2] !== undefined ? Number(match[2]) : tls ? 2376 : 2375;
+  if (!Number.isInteger(port) || port <= 0 || port > 65535)
+    throw new ConnectError(`invalid host "${host}": bad port`);
+  return { hostname, port };
+}
+
+/** Go's url.Values.Encode: keys sorted, values query-escaped (space as '+'). */
+export function encodeQuery(query: Query | undefined): string {
+  if (!query) return '';
+  const parts: string[] = [];
+  for (const key of Object.keys(query).sort()) {
+    const value = query[key];
+    if (value === undefined) continue;
+    for (const item of Array.isArray(value) ? value : [value])
+      parts.push(`${queryEscape(key)}=${queryEscape(String(item))}`);
+  }
+  return parts.length > 0 ? `?${parts.join('&')}` : '';
+}
+
+const queryEscape = (value: string): string =>
+  encodeURIComponent(value)
+    .replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)
+    .replace(/%20/g, '+');
+
+/** Escapes one path element the way Go's URL.EscapedPath does (slashes and `:@` kept). */
+export const pathEscape = (value: string): string =>
+  encodeURIComponent(value).replace(/%(2F|3A|40|24|26|2B|2C|3B|3D)/gi, (m) => decodeURIComponent(m));
+
+function compareVersions(a: string, b: string): number {
+  const left = a.split('.').map((n) => Number.parseInt(n, 10) || 0);
+  const right = b.split('.').map((n) => Number.parseInt(n, 10) || 0);
+  for (let i = 0; i < Math.max(left.length, right.length); i++) {
+    const x = left[i] ?? 0;
+    const y = right[i] ?? 0;
+    if (x !== y) return x < y ? -1 : 1;
+  }
+  return 0;
+}
+
+export const versionAtLeast = (version: string, minimum: string): boolean =>
+  compareVersions(version, minimum) >= 0;
+
+/** What the docker CLI calls "cannot connect", worded for berthd. */
+export function cannotConnectMessage(host: string): string {
+  return (
+    `Cannot connect to the berth daemon at ${host}. Is berthd running? ` +
+    'Start it with: sudo berthd (or: systemctl start berthd)'
+  );
+}
+
+const CONNECT_ERRORS = new Set([
+  'ENOENT',
+  'ECONNREFUSED',
+  'ENOTSOCK',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ETIMEDOUT',
+]);
+
+export interface HijackedStream {
+  socket: Duplex;
+  /** Content type of the upgraded stream: multiplexed frames or raw bytes. */
+  contentType: string;
+}
+
+interface Transport {
+  http: typeof http;
+  https?: typeof https;
+  agent: http.Agent;
+}
+
+export class ApiClient {
+  readonly host: string;
+  private readonly endpoint: Endpoint;
+  /** node:http (and node:https) load on the first request: `berth --version` never needs them. */
+  private transport?: Promise<Transport>;
+  private agent?: http.Agent;
+  private readonly tls?: TlsFiles;
+  private negotiated?: Promise<string>;
+  private fixedVersion?: string;
+  private serverHeaders: http.IncomingHttpHeaders = {};
+
+  constructor(options: ClientOptions) {
+    this.host = options.host;
+    this.tls = options.tls;
+    this.endpoint = parseHost(options.host, options.tls !== undefined);
+    this.fixedVersion = options.apiVersion;
+  }
+
+  private load(): Promise<Transport> {
+    this.transport ??= (async () => {
+      const httpModule = (await import('node:http')).default;
+      if (!this.tls) {
+        this.agent = new httpModule.Agent({ keepAlive: true });
+        return { http: httpModule, agent: this.agent };
+      }
+      const httpsModule = (await import('node:https')).default;
+      this.agent = new httpsModule.Agent({ keepAlive: true, ...this.tlsOptions() });
+      return { http: httpModule, https: httpsModule, agent: this.agent };
+    })();
+    return this.transport;
+  }
+
+  /** The API version used for requests: negotiated once with the daemon. */
+  version(): Promise<string> {
+    if (this.fixedVersion !== undefined) return Promise.resolve(this.fixedVersion);
+    this.negotiated ??= this.ping().then((headers) => {
+      const server = typeof headers['api-version'] === 'string' ? headers['api-version'] : '';
+      if (server === '') return FALLBACK_API_VERSION;
+      return compareVersions(server, API_VERSION) < 0 ? server : API_VERSION;
+    });
+    return this.negotiated;
+  }
+
+  /** Headers of the last ping (OSType, Docker-Experimental). */
+  get pingHeaders(): http.IncomingHttpHeaders {
+    return this.serverHeaders;
+  }
+
+  /** HEAD /_ping, falling back to GET as the docker CLI does when HEAD is refused. */
+  async ping(): Promise<http.IncomingHttpHeaders> {
+    let res = await this.send('HEAD', '/_ping', {});
+    res.resume();
+    if (res.statusCode !== undefined && res.statusCode >= 400 && res.headers['api-version'] === undefined) {
+      res = await this.send('GET', '/_ping', {});
+      res.resume();
+    }
+    this.serverHeaders = res.headers;
+    return res.headers;
+  }
+
+  /** A request on the versioned path; statuses of 400 and above become ApiError. */
+  async request(method: string, path: string, options: RequestOptions = {}): Promise<http.IncomingMessage> {
+    const version = await this.version();
+    const res = await this.send(method, `/v${version}${path}`, options);
+    if ((res.statusCode ?? 500) >= 400) throw await errorFrom(res);
+    return res;
+  }
+
+  async json<T>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
+    const res = await this.request(method, path, options);
+    const text = await readText(res);
+    if (text.trim() === '') return undefined as T;
+    try {
+      return JSON.parse(text) as T;
+    } catch {
+      throw new ConnectError(`the daemon sent a response that is not JSON for ${method} ${path}`);
+    }
+  }
+
+  /** A request whose response body does not matter. */
+  async call(method: string, path: string, options: RequestOptions = {}): Promise<void> {
+    const res = await this.request(method, path, options);
+    await readText(res);
+  }
+
+  /**
+   * POST with `Connection: Upgrade` / `Upgrade: tcp`: after the daemon's 101 the socket carries the
+   * container's stdio both ways.
+   */
+  async hijack(path: string, options: RequestOptions = {}): Promise<HijackedStream> {
+    const version = await this.version();
+    const body = options.json !== undefined ? Buffer.from(JSON.stringify(options.json)) : undefined;
+    const headers: Record<string, string> = {
+      'User-Agent': userAgent(),
+      Connection: 'Upgrade',
+      Upgrade: 'tcp',
+      ...options.headers,
+    };
+    if (body) {
+      headers['Content-Type'] = 'application/json';
+      headers['Content-Length'] = String(body.length);
+    }
+    const req = this.rawRequest(
+      await this.load(),
+      'POST',
+      `/v${version}${path}${encodeQuery(options.query)}`,
+      headers,
+      false,
+    );
+    return new Promise<HijackedStream>((resolve, reject) => {
+      req.on('upgrade', (res: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+        if (head.length > 0) socket.unshift(head);
+        resolve({ socket, contentType: String(res.headers['content-type'] ?? '') });
+      });
+      req.on('response', (res: http.IncomingMessage) => {
+        if ((res.statusCode ?? 500) >= 400) {
+          errorFrom(res).then(reject, reject);
+          return;
+        }
+        // A daemon that answers 200 without upgrading still streams on the same connection.
+        resolve({ socket: res.socket, contentType: String(res.headers['content-type'] ?? '') });
+      });
+      req.on('error', (err) => reject(this.connectError(err)));
+      req.end(body);
+    });
+  }
+
+  /** Frees kept-alive connections so the process can exit. */
+  close(): void {
+    this.agent?.destroy();
+  }
+
+  private tlsOptions(): https.AgentOptions {
+    const tls = this.tls;
+    if (!tls) return {};
+    return { ca: tls.ca, cert: tls.cert, key: tls.key, rejectUnauthorized: tls.verify };
+  }
+
+  private rawRequest(
+    transport: Transport,
+    method: string,
+    path: string,
+    headers: Record<string, string>,
+    pooled: boolean,
+  ): http.ClientRequest {
+    const common: http.RequestOptions = {
+      method,
+      path,
+      headers,
+      agent: pooled ? transport.agent : false,
+    };
+    if (this.endpoint.socketPath !== undefined) {
+      return transport.http.request({ ...common, socketPath: this.endpoint.socketPath });
+    }
+    const target = { ...common, host: this.endpoint.hostname, port: this.endpoint.port };
+    return transport.https
+      ? transport.https.request({ ...target, ...this.tlsOptions() })
+      : transport.http.request(target);
+  }
+
+  private async send(method: string, path: string, options: RequestOptions): Promise<http.IncomingMessage> {
+    const transport = await this.load();
+    const headers: Record<string, string> = { 'User-Agent': userAgent(), ...options.headers };
+    let body: Buffer | Readable | undefined;
+    if (options.json !== undefined) {
+      body = Buffer.from(JSON.stringify(options.json));
+      headers['Content-Type'] = 'application/json';
+    } else if (options.body !== undefined) {
+      body = options.body;
+      headers['Content-Type'] = options.contentType ?? 'application/x-tar';
+    }
+    if (Buffer.isBuffer(body)) headers['Content-Length'] = String(body.length);
+    const req = this.rawRequest(transport, method, path + encodeQuery(options.query), headers, true);
+    return new Promise((resolve, reject) => {
+      req.on('response', resolve);
+      req.on('error', (err) => reject(this.connectError(err)));
+      if (options.signal) {
+        const abort = (): void => void req.destroy(new Error('aborted'));
+        if (options.signal.aborted) abort();
+        else options.signal.addEventListener('abort', abort, { once: true });
+      }
+      if (body === undefined || Buffer.isBuffer(body)) req.end(body);
+      else {
+        body.on('error', (err) => req.destroy(err));
+        body.pipe(req);
+      }
+    });
+  }
+
+  private connectError(err: unknown): Error {
+    const code = (err as { code?: unknown }).code;
+    if (typeof code === 'string' && CONNECT_ERRORS.has(code)) {
+      return new ConnectError(cannotConnectMessage(this.host), err);
+    }
+    if (code === 'EACCES') {
+      return new ConnectError(
+        `permission denied while trying to connect to the berth daemon socket at ${this.host}: ` +
+          'run berth as root or as a member of the berth group',
+        err,
+      );
+    }
+    return err instanceof Error ? err : new Error(String(err));
+  }
+}
+
+export function userAgent(): string {
+  return `berth/${BERTH_VERSION} (linux)`;
+}
+
+/** The whole body as text. */
+export async function readText(res: Readable): Promise<string> {
+  const parts: Buffer[] = [];
+  for await (const chunk of res) parts.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as string));
+  return Buffer.concat(parts).toString('utf8');
+}
+
+/** ApiError from an error response: `{"message": ...}`, or the body as text. */
+async function errorFrom(res: http.IncomingMessage): Promise<ApiError> {
+  const status = res.statusCode ?? 500;
+  const text = (await readText(res)).trim();
+  let message = text;
+  try {
+    const parsed = JSON.parse(text) as { message?: unknown };
+    if (typeof parsed.message === 'string') message = parsed.message;
+  } catch {
+    // Not JSON: docker shows the body as it is.
+  }
+  if (message === '') message = `${status} ${res.statusMessage ?? ''}`.trim();
+  return new ApiError(status, message);
+}
