@@ -1,0 +1,71 @@
+/** berth's own command line against berthd. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { mkdir } from 'node:fs/promises';
+import { createSandbox } from '../helpers/sandbox.js';
+import { startBerthd } from '../helpers/berthd.js';
+import { execProgram } from '../helpers/exec.js';
+import { ensureFixture } from '../../fixtures/index.js';
+
+const BERTH = fileURLToPath(new URL('../../../bin/berth.js', import.meta.url));
+
+test('berth load, run, ps, images, rm against berthd', async (t) => {
+  const sandbox = await createSandbox(t);
+  const berthd = await startBerthd(t, sandbox);
+  const home = join(sandbox.root, 'home');
+  await mkdir(home);
+  const berth = (args: string[]): ReturnType<typeof execProgram> =>
+    execProgram(process.execPath, [BERTH, ...args], {
+      timeoutMs: 30_000,
+      env: { PATH: process.env.PATH, HOME: home, BERTH_HOST: berthd.dockerHost },
+    });
+  const busybox = await ensureFixture('busybox');
+  const loaded = await berth(['load', '-i', busybox.dockerArchive]);
+  assert.equal(loaded.code, 0, loaded.stderr);
+  assert.match(loaded.stdout, /Loaded image: busybox:latest/);
+
+  const ran = await berth([
+    'run',
+    '--rm',
+    '--cgroup-parent',
+    sandbox.cgroupParent,
+    'busybox',
+    'sh',
+    '-c',
+    'echo hi from berth; exit 5',
+  ]);
+  assert.equal(ran.code, 5, ran.stderr);
+  assert.equal(ran.stdout, 'hi from berth\n');
+
+  const id = (
+    await berth([
+      'run',
+      '-d',
+      '--name',
+      'sleeper',
+      '--cgroup-parent',
+      sandbox.cgroupParent,
+      'busybox',
+      'sleep',
+      '100',
+    ])
+  ).stdout.trim();
+  assert.match(id, /^[0-9a-f]{64}$/);
+  const ps = await berth(['ps']);
+  assert.match(ps.stdout, /^CONTAINER ID\s+IMAGE\s+COMMAND\s+CREATED\s+STATUS\s+PORTS\s+NAMES$/m);
+  assert.match(
+    ps.stdout,
+    new RegExp(`^${id.slice(0, 12)}\\s+busybox\\s+"sleep 100"\\s+.*Up .*sleeper$`, 'm'),
+  );
+  assert.match((await berth(['images'])).stdout, /^busybox\s+latest\s+[0-9a-f]{12}\s/m);
+  assert.equal((await berth(['rm', '-f', 'sleeper'])).code, 0);
+  assert.equal((await berth(['ps', '-aq'])).stdout, '');
+
+  const noDaemon = await execProgram(process.execPath, [BERTH, 'ps'], {
+    env: { PATH: process.env.PATH, HOME: home, BERTH_HOST: `unix://${join(sandbox.root, 'nothing.sock')}` },
+  });
+  assert.equal(noDaemon.code, 1);
+  assert.match(noDaemon.stderr, /Is berthd running\? Start it with/);
+});
