@@ -81,6 +81,7 @@ test('an image written by umoci and pushed by skopeo is pulled and unpacked exac
   await writeFile(join(source, 'srv/data/setuid'), '#!/bin/sh\n');
   await chmod(join(source, 'srv/data/setuid'), 0o4755);
   await link(join(source, 'srv/data/config.txt'), join(source, 'srv/data/config-hardlink'));
+  await execOk('mknod', ['-m', '0666', join(source, 'srv/data/null-device'), 'c', '1', '3']);
   await mkdir(join(source, 'tmp'));
   await chmod(join(source, 'tmp'), 0o1777);
   await execOk('umoci', ['repack', '--refresh-bundle', '--image', `${layout}:img`, bundle]);

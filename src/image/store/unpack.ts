@@ -67,7 +67,12 @@ export function snapshotUnpacker(snapshotter: Snapshotter, content: ContentStore
       );
       let applied: AppliedLayer;
       try {
-        applied = await applyLayer(snapshotter, stream.source.rest(), parent, { diffId });
+        // Image layers may carry device nodes (a Debian root filesystem has /dev/console, ...):
+        // like Docker, root creates them; they stay inside the snapshot either way.
+        applied = await applyLayer(snapshotter, stream.source.rest(), parent, {
+          diffId,
+          allowDevices: process.getuid?.() === 0,
+        });
       } finally {
         await stream.source.close(); // the blob is closed even when the apply never read it
       }
