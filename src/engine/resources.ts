@@ -14,6 +14,7 @@ import type {
   ThrottleDevice,
 } from '../oci/runtime-spec.js';
 import type { Resources, ThrottleDevice as DockerThrottleDevice, Ulimit } from './docker-types.js';
+import { DOCKER_ULIMIT_NAMES } from '../linux/rlimits.js';
 
 /** Docker's smallest memory limit and reservation. */
 export const MIN_MEMORY = 6 * 1024 * 1024;
@@ -21,24 +22,7 @@ const CFS_PERIOD = 100_000;
 /** RLIM_INFINITY as a JSON number: the closest double, which a runtime reads as unlimited. */
 export const RLIMIT_UNLIMITED = 2 ** 64 - 1;
 
-/** go-units' ulimit names (`as` is left out by Docker on purpose). */
-const ULIMIT_NAMES = new Set([
-  'core',
-  'cpu',
-  'data',
-  'fsize',
-  'locks',
-  'memlock',
-  'msgqueue',
-  'nice',
-  'nofile',
-  'nproc',
-  'rss',
-  'rtprio',
-  'rttime',
-  'sigpending',
-  'stack',
-]);
+const ULIMIT_NAMES = DOCKER_ULIMIT_NAMES;
 
 export interface HostResources {
   cgroupVersion: 1 | 2;

@@ -69,3 +69,10 @@ export function ownEffectiveCapabilities(): bigint {
   const hex = /^CapEff:\s*([0-9a-f]+)$/m.exec(status)?.[1] ?? '0';
   return BigInt(`0x${hex}`);
 }
+
+/** The ulimit names `docker run --ulimit` accepts (go-units' list; `as` is left out, as Docker does). */
+export const DOCKER_ULIMIT_NAMES: ReadonlySet<string> = new Set(
+  Object.keys(RLIMITS)
+    .map((name) => name.slice('RLIMIT_'.length).toLowerCase())
+    .filter((name) => name !== 'as'),
+);

@@ -8,6 +8,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { flagBool, flagValue, flagValues, type ParsedArgs } from '../args.js';
 import type { FlagDef } from '../command.js';
 import { CommandError, StatusError } from '../errors.js';
+import { DOCKER_ULIMIT_NAMES } from '../../linux/rlimits.js';
 import {
   expandEnv,
   keyValueMap,
@@ -558,23 +559,7 @@ export function parseDevice(value: string): Record<string, string> {
   return { PathOnHost: src, PathInContainer: dst, CgroupPermissions: permissions };
 }
 
-const ULIMIT_NAMES = new Set([
-  'core',
-  'cpu',
-  'data',
-  'fsize',
-  'locks',
-  'memlock',
-  'msgqueue',
-  'nice',
-  'nofile',
-  'nproc',
-  'rss',
-  'rtprio',
-  'rttime',
-  'sigpending',
-  'stack',
-]);
+const ULIMIT_NAMES = DOCKER_ULIMIT_NAMES;
 
 /** units.ParseUlimit: `name=soft[:hard]`. */
 export function parseUlimit(value: string): { Name: string; Hard: number; Soft: number } {
