@@ -9,6 +9,8 @@ import type { ImageProgress } from '../image/store/progress.js';
 import { readJsonLog } from '../runtime/json-log.js';
 import type { Engine, CreateRequest, WaitCondition } from './engine.js';
 import { statusText, type ContainerRecord } from './container-record.js';
+import type { ExecConfig, ExecManager } from './exec.js';
+import { attach } from '../runtime/attach.js';
 
 const unix = (iso: string | undefined): number => (iso ? Math.floor(Date.parse(iso) / 1000) : 0);
 const command = (record: ContainerRecord): string => [record.path, ...record.args].join(' ');
@@ -400,4 +402,60 @@ export function registerImageRoutes(router: Router, images: ImageService, engine
   };
   router.get('/images/get', async (ctx) => save(ctx.query.strings('names'), ctx));
   router.get('/images/{name:.*}/get', async (ctx) => save([ctx.params.name], ctx));
+}
+
+export function registerExecRoutes(router: Router, execs: ExecManager): void {
+  router.post('/containers/{id}/exec', async (ctx) => {
+    const body = await ctx.json<ExecConfig>();
+    if (!body) throw invalidArgument('exec configuration is missing');
+    return Reply.json(201, { Id: execs.create(ctx.params.id, body) });
+  });
+
+  router.get('/exec/{id}/json', (ctx) => execs.inspect(ctx.params.id));
+
+  router.post('/exec/{id}/start', async (ctx) => {
+    const body = (await ctx.json<{ Detach?: boolean; Tty?: boolean }>()) ?? {};
+    const exec = execs.get(ctx.params.id);
+    const tty = body.Tty ?? exec.config.Tty ?? false;
+    if (body.Detach) {
+      await execs.start(ctx.params.id, { attach: false, tty });
+      return Reply.empty(200);
+    }
+    const session = await execs.start(ctx.params.id, { attach: true, tty });
+    const { input, output } = ctx.hijack({ multiplexed: !tty });
+    if (!session) {
+      output.end();
+      return;
+    }
+    session.output.on('data', (chunk: { stream: 'stdout' | 'stderr'; data: Buffer }) => {
+      if (chunk.stream === 'stdout' && exec.config.AttachStdout === false) return;
+      if (chunk.stream === 'stderr' && exec.config.AttachStderr === false) return;
+      output.write(
+        tty
+          ? chunk.data
+          : encodeFrame(chunk.stream === 'stdout' ? StdStream.Stdout : StdStream.Stderr, chunk.data),
+      );
+    });
+    session.output.on('end', () => {
+      // The client asks for the exit code as soon as the stream ends: wait until it is known.
+      void (exec.done ?? Promise.resolve()).then(() => output.end());
+    });
+    if (exec.config.AttachStdin) {
+      input.on('data', (data: Buffer) => void session.write(data).catch(() => undefined));
+      input.on('end', () => void session.closeStdin().catch(() => undefined));
+    } else {
+      input.resume();
+    }
+    output.on('close', () => session.close());
+    input.on('error', () => session.close());
+  });
+
+  router.post('/exec/{id}/resize', async (ctx) => {
+    const exec = execs.get(ctx.params.id);
+    if (!exec.running) throw invalidArgument(`exec ${exec.id} is not running`);
+    const session = await attach(execs.socketPath(exec.id));
+    await session.resize(ctx.query.int('h', 24), ctx.query.int('w', 80));
+    session.close();
+    return Reply.empty(200);
+  });
 }

@@ -10,7 +10,8 @@ import { defaultRuntimeOptions } from '../runtime/default-runtime.js';
 import { hostCgroupHierarchies } from '../runtime/cgroup-mounts.js';
 import { Engine } from './engine.js';
 import type { EventBus } from './events.js';
-import { registerContainerRoutes, registerImageRoutes } from './routes.js';
+import { registerContainerRoutes, registerExecRoutes, registerImageRoutes } from './routes.js';
+import { ExecManager } from './exec.js';
 
 export interface EngineWiring {
   dataRoot: string;
@@ -52,6 +53,7 @@ export async function startEngine(
   late.engine = engine;
   registerContainerRoutes(wiring.router, engine);
   registerImageRoutes(wiring.router, images, engine);
+  registerExecRoutes(wiring.router, new ExecManager(engine, runtime, wiring.execRoot));
   const info = async (): Promise<Partial<DockerInfo>> => {
     const containers = engine.containers.list();
     return {

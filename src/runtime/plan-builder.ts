@@ -402,6 +402,8 @@ export interface ExecPlanOptions {
   exitFile?: string;
   preserveFds?: number;
   seccomp?: { program: Uint8Array; flags: number };
+  /** The shim holds the process's stdio on an attach socket (berthd's exec). */
+  io?: ContainerIo;
 }
 
 /** The plan that runs one more process inside a running container. */
@@ -415,7 +417,12 @@ export function buildExecPlan(process: Process, options: ExecPlanOptions): PlanO
   if (options.exitFile) plan.push(ops.exitFile(options.exitFile));
   const rows = process.consoleSize?.height ?? 0;
   const cols = process.consoleSize?.width ?? 0;
-  if (process.terminal && options.consoleSocket)
+  if (options.io) {
+    plan.push(ops.stdioPipes());
+    if (options.io.openStdin) plan.push(ops.openStdin());
+    plan.push(ops.attachSocket(options.io.attachSocket));
+    if (process.terminal) plan.push(ops.terminalProxy(rows, cols));
+  } else if (process.terminal && options.consoleSocket)
     plan.push(ops.consoleSocket(options.consoleSocket, rows, cols));
   else if (process.terminal) plan.push(ops.terminalProxy(rows, cols));
   if (options.detach) plan.push(ops.detach());

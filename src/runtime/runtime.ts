@@ -75,6 +75,10 @@ export interface CreateOptions {
 
 export interface ExecOptions {
   detach: boolean;
+  /** The shim holds the process's stdio on an attach socket. */
+  io?: ContainerIo;
+  /** Called with the process's pid before it runs (it waits): connect to its attach socket here. */
+  beforeStart?: (pid: number) => Promise<void>;
   consoleSocket?: string;
   pidFile?: string;
   preserveFds?: number;
@@ -313,6 +317,7 @@ export class Runtime {
       consoleSocket: options.consoleSocket,
       preserveFds: options.preserveFds,
       seccomp,
+      io: options.io,
     });
     const shim = await launchShim(encodePlan(plan), {
       stdio: options.stdio ?? ['inherit', 'inherit', 'inherit'],
@@ -321,6 +326,7 @@ export class Runtime {
     });
     try {
       await (await this.cgroupOf(record)).addProcess(shim.pid);
+      await options.beforeStart?.(shim.pid);
       await shim.proceed();
     } catch (err) {
       await shim.abort();

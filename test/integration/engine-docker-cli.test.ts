@@ -206,3 +206,41 @@ test('images: pull from a registry, list, inspect, tag, rmi with a container usi
   assert.equal(removed.code, 0, removed.stderr);
   assert.match(removed.stdout, /Deleted: sha256:/);
 });
+
+test('docker exec: output, exit code, stdin, user, env, workdir, missing program', async (t) => {
+  const { sandbox, berthd, run } = await daemonWithBusybox(t);
+  const id = (
+    await run(['run', '-d', '--cgroup-parent', sandbox.cgroupParent, 'busybox', 'sleep', '1000'])
+  ).stdout.trim();
+  const exec = await run(['exec', id, 'sh', '-c', 'echo in exec; echo oops >&2; exit 7']);
+  assert.equal(exec.code, 7);
+  assert.equal(exec.stdout, 'in exec\n');
+  assert.equal(exec.stderr, 'oops\n');
+  const user = await run([
+    'exec',
+    '-u',
+    '1000',
+    '-e',
+    'A=b',
+    '-w',
+    '/tmp',
+    id,
+    'sh',
+    '-c',
+    'echo $(id -u) $A $(pwd)',
+  ]);
+  assert.equal(user.stdout, '1000 b /tmp\n', user.stderr);
+  const { execProgram } = await import('../helpers/exec.js');
+  const piped = await execProgram('docker', ['exec', '-i', id, 'cat'], {
+    input: 'through stdin\n',
+    env: { ...process.env, DOCKER_HOST: berthd.dockerHost, DOCKER_CONFIG: sandbox.root },
+  });
+  assert.equal(piped.stdout, 'through stdin\n', piped.stderr);
+  const missing = await run(['exec', id, '/no/such/program']);
+  assert.equal(missing.code, 127);
+  const stopped = await run(['stop', '-t', '1', id]);
+  assert.equal(stopped.code, 0);
+  const refused = await run(['exec', id, 'true']);
+  assert.notEqual(refused.code, 0);
+  assert.match(refused.stderr, /is not running/);
+});
