@@ -39,6 +39,10 @@ export interface ContainerRecord {
   logPath: string;
   /** Set by `docker stop`/`kill`: the restart policy must not bring it back. */
   manuallyStopped?: boolean;
+  /** Named and anonymous volumes by container destination (resolved at create, like Docker). */
+  volumes?: Record<string, { name: string; anonymous: boolean; readOnly: boolean; noCopy: boolean }>;
+  /** Whether the container ever started (volume content is copied from the image only before). */
+  everStarted?: boolean;
 }
 
 export const ZERO_TIME = '0001-01-01T00:00:00Z';

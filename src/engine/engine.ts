@@ -21,7 +21,19 @@ import type { ContainerConfig, HostConfig } from './docker-types.js';
 import { generateName, validateName } from './names.js';
 import { buildSpec, containerHostname } from './spec-builder.js';
 import { mergeImageConfig, processArgs } from './container-config.js';
-import { parseBind, parseMount, resolveMountRequest, type ResolvedMount } from './binds.js';
+import {
+  parseBind,
+  parseMount,
+  resolveMountRequest,
+  type MountRequest,
+  type ResolvedMount,
+} from './binds.js';
+import type { VolumeStore } from '../volume/local.js';
+import { readdir } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+
+const runProgram = promisify(execFile);
 
 export interface EngineOptions {
   dataRoot: string;
@@ -29,6 +41,7 @@ export interface EngineOptions {
   images: ImageService;
   snapshotter: Snapshotter;
   runtime: Runtime;
+  volumes: VolumeStore;
   events: EventBus;
   cgroupVersion: 1 | 2;
   log: { info(message: string): void; warn(message: string): void; error(message: string): void };
@@ -70,6 +83,10 @@ export class Engine {
     await mkdir(join(options.execRoot, 'a'), { recursive: true, mode: 0o700 });
     await engine.recover();
     return engine;
+  }
+
+  get volumesRoot(): string {
+    return this.options.volumes.root;
   }
 
   private runDir(id: string): string {
@@ -115,6 +132,7 @@ export class Engine {
     const config = mergeImageConfig(configIn as ContainerConfig, image.imageConfig.config);
     const args = processArgs(config);
     const id = randomBytes(32).toString('hex');
+    const volumes = await this.createVolumes(config, hostConfig);
     const snapshotParent = image.chainIds.at(-1);
     await this.options.snapshotter.prepare(id, snapshotParent);
     const record: ContainerRecord = {
@@ -132,6 +150,7 @@ export class Engine {
       snapshotKey: id,
       ...(snapshotParent ? { snapshotParent } : {}),
       logPath: join(this.containers.dir(id), `${id}-json.log`),
+      volumes,
     };
     try {
       await this.containers.add(record);
@@ -145,15 +164,73 @@ export class Engine {
 
   // ---- start and exit ------------------------------------------------------------------------
 
-  private async resolveMounts(record: ContainerRecord): Promise<ResolvedMount[]> {
-    const requests = [
-      ...(record.hostConfig.Binds ?? []).map((bind) => parseBind(bind)),
-      ...(record.hostConfig.Mounts ?? []).map((mount) => parseMount(mount)),
+  private mountRequests(hostConfig: HostConfig): MountRequest[] {
+    return [
+      ...(hostConfig.Binds ?? []).map((bind) => parseBind(bind)),
+      ...(hostConfig.Mounts ?? []).map((mount) => parseMount(mount)),
     ];
+  }
+
+  /** Volumes of -v/--mount and the image's VOLUME list, created now like Docker does at create. */
+  private async createVolumes(
+    config: ContainerConfig,
+    hostConfig: HostConfig,
+  ): Promise<ContainerRecord['volumes']> {
+    const result: NonNullable<ContainerRecord['volumes']> = {};
+    const requests = this.mountRequests(hostConfig);
+    for (const request of requests) {
+      if (request.type !== 'volume') continue;
+      const anonymous = request.source === '';
+      const volume = await this.options.volumes.create(request.source || undefined, {
+        ...(request.volumeLabels ? { labels: request.volumeLabels } : {}),
+        ...(request.volumeDriver ? { driver: request.volumeDriver } : {}),
+        ...(request.volumeDriverOptions ? { driverOpts: request.volumeDriverOptions } : {}),
+        anonymous,
+      });
+      result[request.destination] = {
+        name: volume.Name,
+        anonymous,
+        readOnly: request.readOnly,
+        noCopy: request.noCopy ?? false,
+      };
+    }
+    const covered = new Set(requests.map((r) => r.destination));
+    for (const destination of Object.keys(config.Volumes ?? {})) {
+      if (covered.has(destination)) continue;
+      const volume = await this.options.volumes.create(undefined, { anonymous: true });
+      result[destination] = { name: volume.Name, anonymous: true, readOnly: false, noCopy: false };
+    }
+    return result;
+  }
+
+  /** Containers that use a volume (for `volume rm`). */
+  volumeUsers(name: string): string[] {
+    return this.containers
+      .list()
+      .filter((c) => Object.values(c.volumes ?? {}).some((v) => v.name === name))
+      .map((c) => c.id);
+  }
+
+  private async resolveMounts(record: ContainerRecord): Promise<ResolvedMount[]> {
+    const requests = this.mountRequests(record.hostConfig);
     const resolved: ResolvedMount[] = [];
+    const volumes = record.volumes ?? {};
+    for (const [destination, volume] of Object.entries(volumes)) {
+      const path = await this.options.volumes.mountpoint(volume.name);
+      // A new volume takes the image's content at its destination, on the container's first start.
+      if (!record.everStarted && !volume.noCopy)
+        await copyUp(join(this.rootfs(record.id), destination), path);
+      if (!requests.some((r) => r.destination === destination)) {
+        resolved.push({ type: 'bind', source: path, destination, readOnly: volume.readOnly });
+      }
+    }
     for (const request of requests) {
       if (request.type === 'volume') {
-        throw invalidArgument(`named and anonymous volumes are not supported yet (${request.destination})`);
+        const volume = volumes[request.destination];
+        if (!volume)
+          throw invalidArgument(`volume for ${request.destination} is missing; recreate the container`);
+        resolved.push(resolveMountRequest(request, await this.options.volumes.mountpoint(volume.name)));
+        continue;
       }
       if (request.type === 'bind' && (record.hostConfig.Binds ?? []).length > 0) {
         // `-v /host:/ctr` creates a missing host directory, like Docker.
@@ -266,6 +343,7 @@ export class Engine {
         Error: '',
         StartedAt: new Date().toISOString(),
       };
+      record.everStarted = true;
       await this.containers.save(record);
       this.publish(record, 'start');
       this.watchExit(record, watcher);
@@ -452,7 +530,7 @@ export class Engine {
     this.publish(record, 'unpause');
   }
 
-  async remove(reference: string, options: { force?: boolean } = {}): Promise<void> {
+  async remove(reference: string, options: { force?: boolean; volumes?: boolean } = {}): Promise<void> {
     const record = this.containers.get(reference);
     if (record.state.Running) {
       if (!options.force) {
@@ -474,6 +552,14 @@ export class Engine {
     });
     await rm(this.runDir(record.id), { recursive: true, force: true });
     await this.containers.remove(record);
+    if (options.volumes || record.hostConfig.AutoRemove) {
+      for (const volume of Object.values(record.volumes ?? {})) {
+        if (volume.anonymous)
+          await this.options.volumes
+            .remove(volume.name, this.volumeUsers(volume.name), true)
+            .catch(() => undefined);
+      }
+    }
     this.publish(record, 'destroy');
     this.notify(record, 'removed');
     this.waiters.delete(record.id);
@@ -523,4 +609,13 @@ export function parseSize(value: string | undefined): number {
   if (!match) throw invalidArgument(`invalid size: '${value}'`);
   const unit = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[(match[2] ?? '').toLowerCase()] ?? 1;
   return Math.floor(Number(match[1]) * unit);
+}
+
+/** Copy what the image has at `source` into an empty volume directory (Docker's copy-up), owners and modes kept. */
+async function copyUp(source: string, volume: string): Promise<void> {
+  const existing = await readdir(volume).catch(() => ['?']);
+  if (existing.length > 0) return;
+  const entries = await readdir(source).catch(() => [] as string[]);
+  if (entries.length === 0) return;
+  await runProgram('cp', ['-a', '--', `${source}/.`, volume]);
 }

@@ -38,7 +38,16 @@ function inspectContainer(engine: Engine, record: ContainerRecord): object {
     ExecIDs: null,
     HostConfig: record.hostConfig,
     GraphDriver: { Name: 'overlayfs', Data: null },
-    Mounts: [],
+    Mounts: Object.entries(record.volumes ?? {}).map(([destination, volume]) => ({
+      Type: 'volume',
+      Name: volume.name,
+      Source: `${engine.volumesRoot}/${volume.name}/_data`,
+      Destination: destination,
+      Driver: 'local',
+      Mode: '',
+      RW: !volume.readOnly,
+      Propagation: '',
+    })),
     Config: { ...record.config, Image: record.imageRef },
     NetworkSettings: {
       Bridge: '',
@@ -197,7 +206,7 @@ export function registerContainerRoutes(router: Router, engine: Engine): void {
   });
 
   router.delete('/containers/{id}', async (ctx) => {
-    await engine.remove(ctx.params.id, { force: ctx.query.bool('force') });
+    await engine.remove(ctx.params.id, { force: ctx.query.bool('force'), volumes: ctx.query.bool('v') });
     return Reply.empty(204);
   });
 

@@ -12,6 +12,8 @@ import { Engine } from './engine.js';
 import type { EventBus } from './events.js';
 import { registerContainerRoutes, registerExecRoutes, registerImageRoutes } from './routes.js';
 import { ExecManager } from './exec.js';
+import { VolumeStore } from '../volume/local.js';
+import { registerVolumeRoutes } from './volume-routes.js';
 
 export interface EngineWiring {
   dataRoot: string;
@@ -39,6 +41,7 @@ export async function startEngine(
     containerUsing: (imageId: string) => late.engine?.usingImage(imageId),
   });
   const runtime = new Runtime(defaultRuntimeOptions(join(wiring.execRoot, 'runtime')));
+  const volumes = await VolumeStore.open(wiring.dataRoot);
   const cgroupVersion = hostCgroupHierarchies().some((h) => h.version === 1) ? 1 : 2;
   const engine = await Engine.open({
     dataRoot: wiring.dataRoot,
@@ -46,6 +49,7 @@ export async function startEngine(
     images,
     snapshotter,
     runtime,
+    volumes,
     events: wiring.events,
     cgroupVersion,
     log: wiring.log,
@@ -53,6 +57,7 @@ export async function startEngine(
   late.engine = engine;
   registerContainerRoutes(wiring.router, engine);
   registerImageRoutes(wiring.router, images, engine);
+  registerVolumeRoutes(wiring.router, volumes, engine);
   registerExecRoutes(wiring.router, new ExecManager(engine, runtime, wiring.execRoot));
   const info = async (): Promise<Partial<DockerInfo>> => {
     const containers = engine.containers.list();

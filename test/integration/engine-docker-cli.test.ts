@@ -244,3 +244,53 @@ test('docker exec: output, exit code, stdin, user, env, workdir, missing program
   assert.notEqual(refused.code, 0);
   assert.match(refused.stderr, /is not running/);
 });
+
+test('volumes: named, read-only, in use, copy of the image content, anonymous removed with rm -v, bind mounts', async (t) => {
+  const { sandbox, run } = await daemonWithBusybox(t);
+  const cg = ['--cgroup-parent', sandbox.cgroupParent];
+  assert.equal((await run(['volume', 'create', '--label', 'purpose=test', 'data'])).stdout.trim(), 'data');
+  assert.equal(
+    (await run(['run', '--rm', ...cg, '-v', 'data:/data', 'busybox', 'sh', '-c', 'echo persisted > /data/f']))
+      .code,
+    0,
+  );
+  assert.equal(
+    (await run(['run', '--rm', ...cg, '-v', 'data:/data:ro', 'busybox', 'cat', '/data/f'])).stdout,
+    'persisted\n',
+  );
+  const readOnly = await run(['run', '--rm', ...cg, '-v', 'data:/data:ro', 'busybox', 'touch', '/data/x']);
+  assert.notEqual(readOnly.code, 0);
+  assert.match(readOnly.stderr, /Read-only file system/);
+  assert.match(
+    (await run(['volume', 'ls', '--filter', 'label=purpose=test', '--format', '{{.Name}}'])).stdout,
+    /^data$/m,
+  );
+
+  const holder = (
+    await run(['run', '-d', ...cg, '-v', 'data:/data', 'busybox', 'sleep', '100'])
+  ).stdout.trim();
+  const inUse = await run(['volume', 'rm', 'data']);
+  assert.match(inUse.stderr, /volume is in use/);
+  assert.equal((await run(['rm', '-f', holder])).code, 0);
+  assert.equal((await run(['volume', 'rm', 'data'])).code, 0);
+
+  // A new volume takes what the image has at its destination.
+  const copied = await run(['run', '--rm', ...cg, '-v', 'etc-copy:/etc', 'busybox', 'cat', '/etc/group']);
+  assert.match(copied.stdout, /^root:x:0:$/m);
+
+  // An anonymous volume goes with `rm -v`.
+  const anonymous = (await run(['create', ...cg, '-v', '/scratch', 'busybox', 'true'])).stdout.trim();
+  const name = (await run(['inspect', '-f', '{{range .Mounts}}{{.Name}}{{end}}', anonymous])).stdout.trim();
+  assert.match(name, /^[0-9a-f]{64}$/);
+  assert.equal((await run(['rm', '-v', anonymous])).code, 0);
+  assert.notEqual((await run(['volume', 'inspect', name])).code, 0);
+
+  const hostDir = `${sandbox.root}/bind-source`;
+  assert.equal(
+    (await run(['run', '--rm', ...cg, '-v', `${hostDir}:/h`, 'busybox', 'sh', '-c', 'echo bound > /h/file']))
+      .code,
+    0,
+  );
+  const { readFile } = await import('node:fs/promises');
+  assert.equal(await readFile(`${hostDir}/file`, 'utf8'), 'bound\n');
+});

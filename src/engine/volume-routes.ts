@@ -1,0 +1,67 @@
+/** The Docker Engine API's /volumes routes. */
+import type { Router } from '../api/router.js';
+import { Reply } from '../api/router.js';
+import type { VolumeRecord, VolumeStore } from '../volume/local.js';
+import type { Engine } from './engine.js';
+
+const show = ({ anonymous: _anonymous, ...volume }: VolumeRecord): Omit<VolumeRecord, 'anonymous'> => volume;
+
+export function registerVolumeRoutes(router: Router, volumes: VolumeStore, engine: Engine): void {
+  router.get('/volumes', (ctx) => {
+    const filters = ctx.query.filters(['name', 'label', 'dangling', 'driver']);
+    const list = volumes.list().filter((v) => {
+      const names = filters.get('name');
+      if (names.length > 0 && !names.some((n) => v.Name.includes(n))) return false;
+      const dangling = filters.get('dangling');
+      if (dangling.length > 0) {
+        const unused = engine.volumeUsers(v.Name).length === 0;
+        if (!dangling.some((d) => (d === 'true' || d === '1') === unused)) return false;
+      }
+      const labels = filters.get('label');
+      return labels.every((label) => {
+        const [key = '', value] = label.split('=');
+        return value === undefined ? key in v.Labels : v.Labels[key] === value;
+      });
+    });
+    return { Volumes: list.map(show), Warnings: [] };
+  });
+
+  router.post('/volumes/create', async (ctx) => {
+    const body =
+      (await ctx.json<{
+        Name?: string;
+        Driver?: string;
+        DriverOpts?: Record<string, string>;
+        Labels?: Record<string, string>;
+      }>()) ?? {};
+    const volume = await volumes.create(body.Name || undefined, {
+      ...(body.Labels ? { labels: body.Labels } : {}),
+      ...(body.Driver ? { driver: body.Driver } : {}),
+      ...(body.DriverOpts ? { driverOpts: body.DriverOpts } : {}),
+    });
+    return Reply.json(201, show(volume));
+  });
+
+  router.get('/volumes/{name}', (ctx) => show(volumes.get(ctx.params.name)));
+
+  router.delete('/volumes/{name}', async (ctx) => {
+    await volumes.remove(ctx.params.name, engine.volumeUsers(ctx.params.name), ctx.query.bool('force'));
+    return Reply.empty(204);
+  });
+
+  router.post('/volumes/prune', async (ctx) => {
+    const all = ctx.query
+      .filters(['all', 'label'])
+      .get('all')
+      .some((v) => v === 'true' || v === '1');
+    const deleted: string[] = [];
+    for (const volume of volumes.list()) {
+      if (engine.volumeUsers(volume.Name).length > 0) continue;
+      // Like Docker 23+: only anonymous volumes unless all=true.
+      if (!all && !volume.anonymous) continue;
+      await volumes.remove(volume.Name, []);
+      deleted.push(volume.Name);
+    }
+    return { VolumesDeleted: deleted, SpaceReclaimed: 0 };
+  });
+}
