@@ -294,3 +294,32 @@ test('volumes: named, read-only, in use, copy of the image content, anonymous re
   const { readFile } = await import('node:fs/promises');
   assert.equal(await readFile(`${hostDir}/file`, 'utf8'), 'bound\n');
 });
+
+test('live restore: berthd killed with SIGKILL, containers keep running and are found again', async (t) => {
+  const { sandbox, berthd, run } = await daemonWithBusybox(t);
+  const cg = ['--cgroup-parent', sandbox.cgroupParent];
+  const long = (
+    await run(['run', '-d', ...cg, 'busybox', 'sh', '-c', 'echo before; sleep 1000'])
+  ).stdout.trim();
+  const short = (await run(['run', '-d', ...cg, 'busybox', 'sh', '-c', 'sleep 2; exit 3'])).stdout.trim();
+  const pid = Number((await run(['inspect', '-f', '{{.State.Pid}}', long])).stdout.trim());
+  await berthd.stop('SIGKILL');
+  const { access } = await import('node:fs/promises');
+  await access(`/proc/${pid}`); // still running without the daemon
+  await new Promise((r) => setTimeout(r, 2500)); // the short one ends while berthd is down
+  const again = await startBerthd(t, sandbox);
+  const run2 = (args: string[]): ReturnType<typeof docker> => docker(sandbox, again.dockerHost, args);
+  assert.equal(
+    (await run2(['inspect', '-f', '{{.State.Running}} {{.State.Pid}}', long])).stdout.trim(),
+    `true ${pid}`,
+  );
+  let status = '';
+  for (let i = 0; i < 50 && status !== 'exited 3'; i++) {
+    status = (await run2(['inspect', '-f', '{{.State.Status}} {{.State.ExitCode}}', short])).stdout.trim();
+    if (status !== 'exited 3') await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.equal(status, 'exited 3', 'the exit that happened while berthd was down is reported');
+  assert.match((await run2(['logs', long])).stdout, /^before$/m);
+  assert.equal((await run2(['stop', '-t', '1', long])).code, 0);
+  assert.equal((await run2(['inspect', '-f', '{{.State.Status}}', long])).stdout.trim(), 'exited');
+});
