@@ -589,6 +589,14 @@ export class Engine {
     });
   }
 
+  pids(id: string): Promise<number[]> {
+    return this.options.runtime.pids(id);
+  }
+
+  cgroupStats(id: string): ReturnType<Runtime['stats']> {
+    return this.options.runtime.stats(id);
+  }
+
   record(reference: string): ContainerRecord {
     const record = this.containers.find(reference);
     if (!record) throw notFound(`No such container: ${reference}`);

@@ -3,7 +3,8 @@ import { Readable } from 'node:stream';
 import type { Router } from '../api/router.js';
 import { Reply } from '../api/router.js';
 import { encodeFrame, JsonMessageWriter, StdStream } from '../api/streams.js';
-import { describeError, invalidArgument } from '../common/errors.js';
+import { conflict, describeError, invalidArgument } from '../common/errors.js';
+import { statsJson, systemCpuUsage, topOf, type StatsSample } from './stats.js';
 import type { ImageService } from '../image/image-service.js';
 import type { ImageProgress } from '../image/store/progress.js';
 import { readJsonLog } from '../runtime/json-log.js';
@@ -259,6 +260,43 @@ export function registerContainerRoutes(router: Router, engine: Engine): void {
     }
     output.on('close', () => session.close());
     input.on('error', () => session.close());
+  });
+
+  router.get('/containers/{id}/top', async (ctx) => {
+    const record = engine.containers.get(ctx.params.id);
+    if (!record.state.Running) throw conflict(`Container ${record.id} is not running`);
+    return topOf(await engine.pids(record.id), ctx.query.string('ps_args') || '-ef');
+  });
+
+  router.get('/containers/{id}/stats', async (ctx) => {
+    const record = engine.containers.get(ctx.params.id);
+    const streaming = ctx.query.bool('stream', true);
+    const oneShot = ctx.query.bool('one-shot');
+    const sample = async (): Promise<StatsSample | undefined> => {
+      if (!record.state.Running) return undefined;
+      const cgroup = await engine.cgroupStats(record.id).catch(() => undefined);
+      return cgroup ? { read: new Date().toISOString(), cgroup, system: await systemCpuUsage() } : undefined;
+    };
+    const empty = { read: '0001-01-01T00:00:00Z', cgroup: {}, system: 0 };
+    let previous = await sample();
+    if (!streaming) {
+      if (!oneShot && previous) {
+        await new Promise((r) => setTimeout(r, 1000));
+        const current = (await sample()) ?? empty;
+        return statsJson(record.id, record.name, current, previous);
+      }
+      return statsJson(record.id, record.name, previous ?? empty, undefined);
+    }
+    const stream = ctx.stream('application/json');
+    while (!stream.closed) {
+      const current = (await sample()) ?? empty;
+      if (!(await stream.write(JSON.stringify(statsJson(record.id, record.name, current, previous)) + '\n')))
+        break;
+      previous = current;
+      if (!record.state.Running) break;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    stream.end();
   });
 
   router.post('/containers/{id}/resize', async (ctx) => {

@@ -20,6 +20,7 @@ function handle(manager: CgroupManager): CgroupHandle {
     thaw: () => manager.thaw(),
     frozen: async () => (await manager.state()) === 'frozen',
     pids: () => manager.pids(),
+    stats: () => manager.stats(),
     destroy: () => manager.destroy(),
   };
 }

@@ -7,6 +7,7 @@ import { open, readFile, unlink, access } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { StdioOptions } from 'node:child_process';
 import type { ContainerStatus, NamespaceType, Process, Resources, Spec, State } from '../oci/runtime-spec.js';
+import type { CgroupStats } from '../linux/cgroups/types.js';
 import { validateSpec } from '../oci/validate.js';
 import { ownEffectiveCapabilities, ownLimits } from '../linux/rlimits.js';
 import { writeFileAtomic } from '../common/atomic-file.js';
@@ -38,6 +39,8 @@ export interface CgroupHandle {
   thaw(): Promise<void>;
   frozen(): Promise<boolean>;
   pids(): Promise<number[]>;
+  /** Resource usage (src/linux/cgroups CgroupStats). */
+  stats(): Promise<CgroupStats>;
   destroy(): Promise<void>;
 }
 
@@ -340,6 +343,11 @@ export class Runtime {
   async pids(id: string): Promise<number[]> {
     const record = await this.store.load(id);
     return (await this.cgroupOf(record)).pids();
+  }
+
+  async stats(id: string): Promise<CgroupStats> {
+    const record = await this.store.load(id);
+    return (await this.cgroupOf(record)).stats();
   }
 
   async pause(id: string): Promise<void> {

@@ -323,3 +323,32 @@ test('live restore: berthd killed with SIGKILL, containers keep running and are 
   assert.equal((await run2(['stop', '-t', '1', long])).code, 0);
   assert.equal((await run2(['inspect', '-f', '{{.State.Status}}', long])).stdout.trim(), 'exited');
 });
+
+test('top and stats --no-stream', async (t) => {
+  const { sandbox, run } = await daemonWithBusybox(t);
+  const id = (
+    await run([
+      'run',
+      '-d',
+      '--cgroup-parent',
+      sandbox.cgroupParent,
+      '--memory',
+      '64m',
+      'busybox',
+      'sh',
+      '-c',
+      'sleep 1000 & sleep 1001',
+    ])
+  ).stdout.trim();
+  let top = '';
+  for (let i = 0; i < 50 && !/sleep 1000/.test(top); i++) {
+    top = (await run(['top', id])).stdout;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.match(top, /^UID\s+PID\s+PPID\s+C\s+STIME\s+TTY\s+TIME\s+CMD$/m);
+  assert.match(top, /sleep 1000$/m);
+  assert.match(top, /sleep 1001$/m);
+  const stats = await run(['stats', '--no-stream', '--format', '{{.Name}} {{.MemUsage}} {{.PIDs}}', id]);
+  assert.equal(stats.code, 0, stats.stderr);
+  assert.match(stats.stdout, /^\S+ \d+(\.\d+)?[KM]iB \/ 64MiB 2$/m);
+});
