@@ -378,6 +378,7 @@ export class Engine {
 
   private async handleExit(record: ContainerRecord): Promise<void> {
     const exit = await this.options.runtime.store.exitRecord(record.id);
+    const oomKills = await this.options.runtime.oomKills(record.id).catch(() => 0);
     await this.options.runtime.delete(record.id, true).catch(() => undefined);
     await unmount(this.rootfs(record.id)).catch(() => undefined);
     record.state = {
@@ -387,10 +388,13 @@ export class Engine {
       Paused: false,
       Restarting: false,
       Pid: 0,
+      // Docker reports OOMKilled when the kernel killed a process of the container for memory.
+      OOMKilled: oomKills > 0,
       ExitCode: exit?.exitCode ?? 255,
       FinishedAt: exit?.finishedAt ?? new Date().toISOString(),
     };
     await this.containers.save(record);
+    if (record.state.OOMKilled) this.publish(record, 'oom');
     this.publish(record, 'die', { exitCode: String(record.state.ExitCode) });
     this.notify(record, 'next-exit');
     this.notify(record, 'not-running');

@@ -206,6 +206,16 @@ export function registerContainerRoutes(router: Router, engine: Engine): void {
     return Reply.empty(204);
   });
 
+  router.post('/containers/prune', async () => {
+    const deleted: string[] = [];
+    for (const record of engine.containers.list()) {
+      if (record.state.Running || record.state.Status === 'restarting') continue;
+      await engine.remove(record.id);
+      deleted.push(record.id);
+    }
+    return { ContainersDeleted: deleted.length > 0 ? deleted : null, SpaceReclaimed: 0 };
+  });
+
   router.delete('/containers/{id}', async (ctx) => {
     await engine.remove(ctx.params.id, { force: ctx.query.bool('force'), volumes: ctx.query.bool('v') });
     return Reply.empty(204);
@@ -407,6 +417,24 @@ export function registerImageRoutes(router: Router, images: ImageService, engine
       RootFS: { Type: 'layers', Layers: image.diffIds },
       Metadata: { LastTagTime: image.lastTagged ?? '0001-01-01T00:00:00Z' },
     };
+  });
+
+  router.get('/images/{name:.*}/history', async (ctx) =>
+    (await images.history(ctx.params.name)).map((item) => ({
+      Id: item.id,
+      Created: item.created ?? 0,
+      CreatedBy: item.createdBy,
+      Tags: item.tags.length > 0 ? item.tags : null,
+      Size: item.size,
+      Comment: item.comment,
+    })),
+  );
+
+  router.post('/images/prune', async (ctx) => {
+    const dangling = ctx.query.filters(['dangling', 'label', 'until']).get('dangling');
+    const all = dangling.some((v) => v === 'false' || v === '0');
+    const { items, gc } = await images.prune({ all });
+    return { ImagesDeleted: items.length > 0 ? items : null, SpaceReclaimed: gc.reclaimedBytes ?? 0 };
   });
 
   router.post('/images/{name:.*}/tag', async (ctx) => {

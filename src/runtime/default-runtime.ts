@@ -21,6 +21,7 @@ function handle(manager: CgroupManager): CgroupHandle {
     frozen: async () => (await manager.state()) === 'frozen',
     pids: () => manager.pids(),
     stats: () => manager.stats(),
+    oomKillCount: () => manager.oomKillCount(),
     destroy: () => manager.destroy(),
   };
 }

@@ -41,6 +41,8 @@ export interface CgroupHandle {
   pids(): Promise<number[]>;
   /** Resource usage (src/linux/cgroups CgroupStats). */
   stats(): Promise<CgroupStats>;
+  /** Processes the kernel's OOM killer killed in this cgroup. */
+  oomKillCount(): Promise<number>;
   destroy(): Promise<void>;
 }
 
@@ -348,6 +350,12 @@ export class Runtime {
   async stats(id: string): Promise<CgroupStats> {
     const record = await this.store.load(id);
     return (await this.cgroupOf(record)).stats();
+  }
+
+  /** How many of the container's processes the OOM killer killed (before delete removes the cgroup). */
+  async oomKills(id: string): Promise<number> {
+    const record = await this.store.load(id);
+    return (await this.cgroupOf(record)).oomKillCount();
   }
 
   async pause(id: string): Promise<void> {

@@ -352,3 +352,35 @@ test('top and stats --no-stream', async (t) => {
   assert.equal(stats.code, 0, stats.stderr);
   assert.match(stats.stdout, /^\S+ \d+(\.\d+)?[KM]iB \/ 64MiB 2$/m);
 });
+
+test('an OOM-killed container is reported with OOMKilled and 137; history and prune', async (t) => {
+  const { sandbox, run } = await daemonWithBusybox(t);
+  const cg = ['--cgroup-parent', sandbox.cgroupParent];
+  const hog = await run([
+    'run',
+    '--name',
+    'hog',
+    ...cg,
+    '--memory',
+    '32m',
+    '--memory-swap',
+    '32m',
+    'busybox',
+    'sh',
+    '-c',
+    'head -c 300m /dev/zero | tail -n 1 > /dev/null',
+  ]);
+  assert.equal(hog.code, 137, hog.stderr);
+  assert.equal(
+    (await run(['inspect', '-f', '{{.State.OOMKilled}} {{.State.ExitCode}}', 'hog'])).stdout.trim(),
+    'true 137',
+  );
+
+  const history = await run(['history', '--format', '{{.CreatedBy}}', 'busybox']);
+  assert.match(history.stdout, /berth fixture: busybox-static root filesystem/);
+
+  const pruned = await run(['container', 'prune', '-f']);
+  assert.equal(pruned.code, 0, pruned.stderr);
+  assert.match(pruned.stdout, /Deleted Containers:/);
+  assert.equal((await run(['ps', '-aq'])).stdout, '');
+});
