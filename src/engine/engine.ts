@@ -144,7 +144,7 @@ export class Engine {
       image: image.id,
       imageRef: configIn.Image,
       config,
-      hostConfig: { NetworkMode: 'default', ...hostConfig },
+      hostConfig: withHostConfigDefaults(hostConfig),
       state: initialState(),
       restartCount: 0,
       snapshotKey: id,
@@ -630,4 +630,24 @@ async function copyUp(source: string, volume: string): Promise<void> {
   const entries = await readdir(source).catch(() => [] as string[]);
   if (entries.length === 0) return;
   await runProgram('cp', ['-a', '--', `${source}/.`, volume]);
+}
+
+/** The defaults Docker stores in HostConfig at create (clients read them back from inspect). */
+function withHostConfigDefaults(hostConfig: HostConfig): HostConfig {
+  return {
+    ...hostConfig,
+    NetworkMode: hostConfig.NetworkMode || 'default',
+    LogConfig: hostConfig.LogConfig?.Type
+      ? hostConfig.LogConfig
+      : { Type: 'json-file', Config: hostConfig.LogConfig?.Config ?? {} },
+    RestartPolicy: hostConfig.RestartPolicy?.Name
+      ? hostConfig.RestartPolicy
+      : { Name: 'no', MaximumRetryCount: 0 },
+    Binds: hostConfig.Binds ?? null,
+    PortBindings: hostConfig.PortBindings ?? {},
+    AutoRemove: hostConfig.AutoRemove ?? false,
+    Privileged: hostConfig.Privileged ?? false,
+    ReadonlyRootfs: hostConfig.ReadonlyRootfs ?? false,
+    ShmSize: hostConfig.ShmSize || 64 * 1024 * 1024,
+  };
 }
