@@ -17,7 +17,9 @@ import { parseSignal } from '../runtime/signals.js';
 import type { EventBus } from './events.js';
 import { ContainerStore } from './container-store.js';
 import { initialState, type ContainerRecord } from './container-record.js';
-import type { ContainerConfig, HostConfig } from './docker-types.js';
+import type { ContainerConfig, HostConfig, Resources } from './docker-types.js';
+import { containerResources } from './resources.js';
+import { availableParallelism } from 'node:os';
 import { generateName, validateName } from './names.js';
 import { buildSpec, containerHostname } from './spec-builder.js';
 import { mergeImageConfig, processArgs } from './container-config.js';
@@ -599,6 +601,35 @@ export class Engine {
 
   cgroupStats(id: string): ReturnType<Runtime['stats']> {
     return this.options.runtime.stats(id);
+  }
+
+  /** `docker update`: new limits (live when running) and restart policy. */
+  async update(
+    reference: string,
+    changes: Resources & { RestartPolicy?: HostConfig['RestartPolicy'] },
+  ): Promise<string[]> {
+    const record = this.containers.get(reference);
+    const warnings: string[] = [];
+    const merged: HostConfig = { ...record.hostConfig };
+    for (const [key, value] of Object.entries(changes)) {
+      if (value === undefined || value === null) continue;
+      // Zero means "not changed" for the numeric fields in Docker's update body.
+      if (typeof value === 'number' && value === 0) continue;
+      if (typeof value === 'string' && value === '') continue;
+      (merged as Record<string, unknown>)[key] = value;
+    }
+    if (changes.RestartPolicy?.Name) merged.RestartPolicy = changes.RestartPolicy;
+    const resources = containerResources(merged, {
+      cgroupVersion: this.options.cgroupVersion,
+      cpuCount: availableParallelism(),
+      swapAccounting: true,
+      warn: (message) => warnings.push(message),
+    });
+    if (record.state.Running) await this.options.runtime.update(record.id, resources);
+    record.hostConfig = merged;
+    await this.containers.save(record);
+    this.publish(record, 'update');
+    return warnings;
   }
 
   record(reference: string): ContainerRecord {

@@ -199,6 +199,11 @@ export function registerContainerRoutes(router: Router, engine: Engine): void {
     return Reply.empty(204);
   });
 
+  router.post('/containers/{id}/update', async (ctx) => {
+    const body = (await ctx.json<Parameters<Engine['update']>[1]>()) ?? {};
+    return { Warnings: await engine.update(ctx.params.id, body) };
+  });
+
   router.post('/containers/{id}/rename', async (ctx) => {
     const name = ctx.query.string('name');
     if (!name) throw invalidArgument('name cannot be empty');

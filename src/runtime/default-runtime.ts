@@ -22,6 +22,7 @@ function handle(manager: CgroupManager): CgroupHandle {
     pids: () => manager.pids(),
     stats: () => manager.stats(),
     oomKillCount: () => manager.oomKillCount(),
+    update: (resources) => manager.update(resources),
     destroy: () => manager.destroy(),
   };
 }

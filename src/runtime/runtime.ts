@@ -43,6 +43,8 @@ export interface CgroupHandle {
   stats(): Promise<CgroupStats>;
   /** Processes the kernel's OOM killer killed in this cgroup. */
   oomKillCount(): Promise<number>;
+  /** Change the limits of a running container. */
+  update(resources: Resources): Promise<void>;
   destroy(): Promise<void>;
 }
 
@@ -350,6 +352,12 @@ export class Runtime {
   async stats(id: string): Promise<CgroupStats> {
     const record = await this.store.load(id);
     return (await this.cgroupOf(record)).stats();
+  }
+
+  /** Live resource changes (`docker update`). */
+  async update(id: string, resources: Resources): Promise<void> {
+    const record = await this.store.load(id);
+    await (await this.cgroupOf(record)).update(resources);
   }
 
   /** How many of the container's processes the OOM killer killed (before delete removes the cgroup). */

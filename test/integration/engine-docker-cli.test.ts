@@ -384,3 +384,47 @@ test('an OOM-killed container is reported with OOMKilled and 137; history and pr
   assert.match(pruned.stdout, /Deleted Containers:/);
   assert.equal((await run(['ps', '-aq'])).stdout, '');
 });
+
+test('docker update changes the limits of a running container', async (t) => {
+  const { sandbox, run } = await daemonWithBusybox(t);
+  const id = (
+    await run([
+      'run',
+      '-d',
+      '--cgroup-parent',
+      sandbox.cgroupParent,
+      '--memory',
+      '64m',
+      'busybox',
+      'sleep',
+      '1000',
+    ])
+  ).stdout.trim();
+  const updated = await run([
+    'update',
+    '--memory',
+    '96m',
+    '--memory-swap',
+    '128m',
+    '--pids-limit',
+    '50',
+    '--restart',
+    'always',
+    id,
+  ]);
+  assert.equal(updated.code, 0, updated.stderr);
+  const { readFile } = await import('node:fs/promises');
+  const path = `/sys/fs/cgroup/memory/${sandbox.cgroupParent}/${id}/memory.limit_in_bytes`;
+  assert.equal((await readFile(path, 'utf8')).trim(), String(96 * 1024 * 1024));
+  assert.equal(
+    (await readFile(`/sys/fs/cgroup/pids/${sandbox.cgroupParent}/${id}/pids.max`, 'utf8')).trim(),
+    '50',
+  );
+  assert.equal(
+    (
+      await run(['inspect', '-f', '{{.HostConfig.Memory}} {{.HostConfig.RestartPolicy.Name}}', id])
+    ).stdout.trim(),
+    `${96 * 1024 * 1024} always`,
+  );
+  assert.equal((await run(['rm', '-f', id])).code, 0);
+});
