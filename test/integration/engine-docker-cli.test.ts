@@ -341,7 +341,7 @@ test('top and stats --no-stream', async (t) => {
     ])
   ).stdout.trim();
   let top = '';
-  for (let i = 0; i < 50 && !/sleep 1000/.test(top); i++) {
+  for (let i = 0; i < 100 && !(/sleep 1000$/m.test(top) && /sleep 1001$/m.test(top)); i++) {
     top = (await run(['top', id])).stdout;
     await new Promise((r) => setTimeout(r, 50));
   }
