@@ -285,6 +285,11 @@ export class Runtime {
     }
     // Processes left in the cgroup (exec'd ones, children of a dead init) go too.
     await this.killAll(record, cgroup);
+    // The shim records the exit in the state directory and then exits: let it finish first.
+    for (let i = 0; i < 200 && record.shimPid > 0 && processStartTime(record.shimPid) !== undefined; i++) {
+      if (!(await this.isShimOf(record))) break;
+      await sleep(5);
+    }
     await cgroup.destroy();
     try {
       await runHooks('poststop', record.config.hooks?.poststop, toOciState(record, 'stopped'));
@@ -292,6 +297,12 @@ export class Runtime {
       this.warn(describeError(err));
     }
     await this.store.remove(id);
+  }
+
+  /** Whether shimPid still names this container's shim (and not a reused pid). */
+  private async isShimOf(record: ContainerRecord): Promise<boolean> {
+    const cmdline = await readFile(`/proc/${record.shimPid}/cmdline`, 'utf8').catch(() => '');
+    return cmdline.includes('berth-shim');
   }
 
   private async killAll(record: ContainerRecord, cgroup: CgroupHandle): Promise<void> {

@@ -106,7 +106,16 @@ export class StateStore {
   }
 
   async remove(id: string): Promise<void> {
-    await rm(this.dir(id), { recursive: true, force: true });
+    // A shim that is still finishing may add exit.json while the directory goes: retry briefly.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await rm(this.dir(id), { recursive: true, force: true });
+        return;
+      } catch (err) {
+        if (errnoCode(err) !== 'ENOTEMPTY' || attempt >= 20) throw err;
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+    }
   }
 }
 
