@@ -345,17 +345,24 @@ static void broadcast(uint8_t kind, const char *data, size_t len)
         if (io.clients[i].fd >= 0) client_send(&io.clients[i], head, data, len);
 }
 
-static void accept_client(void)
+/* Accept every pending client before any output of this poll round is read: a client that
+ * connected before `go` must see all of it, even when several connected at once. */
+static void accept_clients(void)
 {
-    int fd = accept4(io.listen, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) return;
-    for (int i = 0; i < IO_CLIENTS; i++)
-        if (io.clients[i].fd < 0) {
-            io.clients[i].fd = fd;
-            return;
+    for (;;) {
+        int fd = accept4(io.listen, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) return;
+        int placed = 0;
+        for (int i = 0; i < IO_CLIENTS && !placed; i++)
+            if (io.clients[i].fd < 0) {
+                io.clients[i].fd = fd;
+                placed = 1;
+            }
+        if (!placed) {
+            shim_log("attach client refused: %d clients are attached already", IO_CLIENTS);
+            close(fd);
         }
-    shim_log("attach client refused: %d clients are attached already", IO_CLIENTS);
-    close(fd);
+    }
 }
 
 /* ---- stdin ---- */
@@ -615,7 +622,7 @@ void io_handle(const struct pollfd *pfd, int n)
         short revents = pfd[k].revents;
         if (!revents) continue;
         switch (io.slot[k].kind) {
-        case SLOT_LISTEN: accept_client(); break;
+        case SLOT_LISTEN: accept_clients(); break;
         case SLOT_CLIENT: {
             struct client *c = &io.clients[io.slot[k].index];
             if (c->fd >= 0 && (revents & POLLOUT)) client_flush(c);

@@ -8,6 +8,7 @@ import { conflict, notFound } from '../common/errors.js';
 import type { Process } from '../oci/runtime-spec.js';
 import type { Runtime } from '../runtime/runtime.js';
 import { attach, type AttachSession } from '../runtime/attach.js';
+import { ExecFailedError } from '../runtime/shim-process.js';
 import { ALL_CAPABILITIES } from '../linux/capabilities.js';
 import type { Engine } from './engine.js';
 import { resolveUser } from './user.js';
@@ -101,15 +102,29 @@ export class ExecManager {
     let session: AttachSession | undefined;
     const watcher: { session?: AttachSession } = {};
     const socket = this.socketPath(id);
-    const { pid } = await this.runtime.exec(record.id, process, {
-      detach: true,
-      stdio: ['ignore', 'ignore', 'ignore'],
-      io: { attachSocket: socket, openStdin: config.AttachStdin === true },
-      beforeStart: async () => {
-        watcher.session = await attach(socket);
-        if (options.attach) session = await attach(socket);
-      },
-    });
+    let started: { pid: number };
+    try {
+      started = await this.runtime.exec(record.id, process, {
+        detach: true,
+        stdio: ['ignore', 'ignore', 'ignore'],
+        io: { attachSocket: socket, openStdin: config.AttachStdin === true },
+        beforeStart: async () => {
+          watcher.session = await attach(socket);
+          if (options.attach) session = await attach(socket);
+        },
+      });
+    } catch (err) {
+      // The program could not be executed: Docker reports it as the exec's exit code.
+      if (err instanceof ExecFailedError) {
+        watcher.session?.close();
+        session?.close();
+        exec.exitCode = err.errno === 2 ? 127 : 126;
+        exec.done = Promise.resolve();
+        return undefined;
+      }
+      throw err;
+    }
+    const pid = started.pid;
     exec.pid = pid;
     exec.running = true;
     const exitWatch = watcher.session;
