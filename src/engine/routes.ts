@@ -484,7 +484,7 @@ export function registerImageRoutes(router: Router, images: ImageService, engine
   router.get('/images/{name:.*}/get', async (ctx) => save([ctx.params.name], ctx));
 }
 
-export function registerExecRoutes(router: Router, execs: ExecManager): void {
+export function registerExecRoutes(router: Router, execs: ExecManager, engine: Engine): void {
   router.post('/containers/{id}/exec', async (ctx) => {
     const body = await ctx.json<ExecConfig>();
     if (!body) throw invalidArgument('exec configuration is missing');
@@ -501,8 +501,22 @@ export function registerExecRoutes(router: Router, execs: ExecManager): void {
       await execs.start(ctx.params.id, { attach: false, tty });
       return Reply.empty(200);
     }
-    const session = await execs.start(ctx.params.id, { attach: true, tty });
+    // What Docker answers with an HTTP error is checked before the connection is taken over.
+    if (exec.running || exec.exitCode !== null) throw conflict(`Exec command ${exec.id} has already run`);
+    if (!engine.containers.get(exec.containerId).state.Running) {
+      throw conflict(`Container ${exec.containerId} is not running`);
+    }
+    // The upgrade head goes out before the process starts: a client that reads the head with a
+    // buffered reader (docker-py) would otherwise swallow the first output with it.
     const { input, output } = ctx.hijack({ multiplexed: !tty });
+    let session;
+    try {
+      session = await execs.start(ctx.params.id, { attach: true, tty });
+    } catch (err) {
+      if (!tty) output.write(encodeFrame(StdStream.Systemerr, `${describeError(err)}\n`));
+      output.end();
+      return;
+    }
     if (!session) {
       output.end();
       return;

@@ -58,7 +58,7 @@ export async function startEngine(
   registerContainerRoutes(wiring.router, engine);
   registerImageRoutes(wiring.router, images, engine);
   registerVolumeRoutes(wiring.router, volumes, engine);
-  registerExecRoutes(wiring.router, new ExecManager(engine, runtime, wiring.execRoot));
+  registerExecRoutes(wiring.router, new ExecManager(engine, runtime, wiring.execRoot), engine);
   const info = async (): Promise<Partial<DockerInfo>> => {
     const containers = engine.containers.list();
     return {
