@@ -6,101 +6,17 @@
  *   self-signed certificate (made with openssl) is the registry's root certificate bundle.
  * Same port and lifetime handling as test/helpers/registry.ts.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createPrivateKey, createSign, randomBytes, X509Certificate, type KeyObject } from 'node:crypto';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execOk, execProgram } from './exec.js';
-import { REGISTRY_BINARY, type Registry } from './registry.js';
+import { startRegistryIn, type Registry } from './registry.js';
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-function stopProcess(child: ChildProcess): Promise<void> {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) return resolve();
-    const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-    child.once('exit', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-    child.kill('SIGTERM');
-  });
-}
-
-async function answersV2(url: string): Promise<boolean> {
-  try {
-    const response = await fetch(`${url}/v2/`, { signal: AbortSignal.timeout(1000) });
-    await response.arrayBuffer();
-    return response.status === 200 || response.status === 401;
-  } catch {
-    return false;
-  }
-}
-
-/** Start docker-registry with `authYaml` (lines under `auth:`, already indented) on a free port. */
-async function startWithAuth(dir: string, authYaml: string[]): Promise<Registry> {
-  for (let attempt = 0; attempt < 5; attempt++) {
-    const port = await freePort();
-    const config = join(dir, `config-${port}.yml`);
-    await writeFile(
-      config,
-      [
-        'version: 0.1',
-        'log:',
-        '  level: error',
-        '  accesslog:',
-        '    disabled: true',
-        'storage:',
-        '  filesystem:',
-        `    rootdirectory: ${join(dir, 'storage')}`,
-        '  delete:',
-        '    enabled: true',
-        'http:',
-        `  addr: 127.0.0.1:${port}`,
-        'auth:',
-        ...authYaml,
-        '',
-      ].join('\n'),
-    );
-    const child = spawn(REGISTRY_BINARY, ['serve', config], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr?.on('data', (chunk: Buffer) => {
-      stderr = (stderr + chunk.toString()).slice(-4000);
-    });
-    const url = `http://127.0.0.1:${port}`;
-    const deadline = Date.now() + 15_000;
-    let inUse = false;
-    while (Date.now() < deadline) {
-      if (child.exitCode !== null) {
-        if (/address already in use/.test(stderr)) {
-          inUse = true;
-          break;
-        }
-        throw new Error(`docker-registry exited with ${child.exitCode}: ${stderr.trim()}`);
-      }
-      if (await answersV2(url)) return { host: `127.0.0.1:${port}`, url, stop: () => stopProcess(child) };
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-    if (!inUse) {
-      await stopProcess(child);
-      throw new Error(`docker-registry did not answer /v2/ within 15 s: ${stderr.trim()}`);
-    }
-  }
-  throw new Error('no free port for docker-registry after 5 attempts');
-}
+/** docker-registry with `authYaml` (lines under `auth:`, already indented), storage in `dir`. */
+const startWithAuth = (dir: string, authYaml: string[]): Promise<Registry> =>
+  startRegistryIn(dir, ['auth:', ...authYaml]);
 
 const BCRYPT_ALPHABET = './ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
 

@@ -19,7 +19,8 @@ export interface Registry {
   stop(): Promise<void>;
 }
 
-function freePort(): Promise<number> {
+/** A TCP port on 127.0.0.1 that was free a moment ago. */
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);
@@ -53,7 +54,7 @@ function stopProcess(child: ChildProcess): Promise<void> {
   });
 }
 
-async function startOnce(dir: string, port: number): Promise<Registry | undefined> {
+async function startOnce(dir: string, port: number, extraConfig: string[]): Promise<Registry | undefined> {
   const config = join(dir, `config-${port}.yml`);
   await writeFile(
     config,
@@ -70,6 +71,7 @@ async function startOnce(dir: string, port: number): Promise<Registry | undefine
       '    enabled: true',
       'http:',
       `  addr: 127.0.0.1:${port}`,
+      ...extraConfig,
       '',
     ].join('\n'),
   );
@@ -94,22 +96,29 @@ async function startOnce(dir: string, port: number): Promise<Registry | undefine
   throw new Error(`docker-registry did not answer /v2/ within 15 s: ${stderr.trim()}`);
 }
 
+/**
+ * Start docker-registry with its storage and config in `dir` (which the caller removes), on a
+ * free port; `extraConfig` lines are appended to the config (e.g. an `auth:` section).
+ */
+export async function startRegistryIn(dir: string, extraConfig: string[] = []): Promise<Registry> {
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const registry = await startOnce(dir, await freePort(), extraConfig);
+    if (registry) return registry;
+  }
+  throw new Error('no free port for docker-registry after 5 attempts');
+}
+
 export async function startRegistry(): Promise<Registry> {
   const dir = await mkdtemp(join(tmpdir(), 'berth-registry-'));
   try {
-    for (let attempt = 0; attempt < 5; attempt++) {
-      const registry = await startOnce(dir, await freePort());
-      if (registry) {
-        return {
-          ...registry,
-          stop: async () => {
-            await registry.stop();
-            await rm(dir, { recursive: true, force: true });
-          },
-        };
-      }
-    }
-    throw new Error('no free port for docker-registry after 5 attempts');
+    const registry = await startRegistryIn(dir);
+    return {
+      ...registry,
+      stop: async () => {
+        await registry.stop();
+        await rm(dir, { recursive: true, force: true });
+      },
+    };
   } catch (err) {
     await rm(dir, { recursive: true, force: true });
     throw err;
