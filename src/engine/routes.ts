@@ -1,5 +1,6 @@
 /** The Docker Engine API routes for containers and images, on top of the engine and image service. */
-import { Readable } from 'node:stream';
+import { Readable, type Writable } from 'node:stream';
+import type { AttachSession } from '../runtime/attach.js';
 import type { Router } from '../api/router.js';
 import { Reply } from '../api/router.js';
 import { encodeFrame, JsonMessageWriter, StdStream } from '../api/streams.js';
@@ -128,6 +129,46 @@ function progressMessage(event: ImageProgress): {
   };
 }
 
+/**
+ * Copy an attach session to a hijacked connection (Docker's frames unless there is a TTY) and the
+ * client's input to the session's stdin. The output ends once the session ends and `ended` settles.
+ */
+function relaySession(
+  session: AttachSession,
+  connection: { input: Readable; output: Writable },
+  options: {
+    tty: boolean;
+    stdout: boolean;
+    stderr: boolean;
+    stdin: boolean;
+    closeStdinAtEnd: boolean;
+    ended: Promise<unknown>;
+  },
+): void {
+  const { input, output } = connection;
+  session.output.on('data', (chunk: { stream: 'stdout' | 'stderr'; data: Buffer }) => {
+    if (chunk.stream === 'stdout' ? !options.stdout : !options.stderr) return;
+    output.write(
+      options.tty
+        ? chunk.data
+        : encodeFrame(chunk.stream === 'stdout' ? StdStream.Stdout : StdStream.Stderr, chunk.data),
+    );
+  });
+  const finish = (): void => void options.ended.then(() => output.end());
+  session.output.on('end', finish);
+  session.output.on('error', finish);
+  if (options.stdin) {
+    input.on('data', (data: Buffer) => void session.write(data).catch(() => undefined));
+    input.on('end', () => {
+      if (options.closeStdinAtEnd) void session.closeStdin().catch(() => undefined);
+    });
+  } else {
+    input.resume();
+  }
+  output.on('close', () => session.close());
+  input.on('error', () => session.close());
+}
+
 export function registerContainerRoutes(router: Router, engine: Engine): void {
   router.post('/containers/create', async (ctx) => {
     const body = await ctx.json<CreateRequest>();
@@ -254,27 +295,18 @@ export function registerContainerRoutes(router: Router, engine: Engine): void {
       output.end();
       return;
     }
-    session.output.on('data', (chunk: { stream: 'stdout' | 'stderr'; data: Buffer }) => {
-      if (chunk.stream === 'stdout' && !wantStdout) return;
-      if (chunk.stream === 'stderr' && !wantStderr) return;
-      output.write(
-        tty
-          ? chunk.data
-          : encodeFrame(chunk.stream === 'stdout' ? StdStream.Stdout : StdStream.Stderr, chunk.data),
-      );
-    });
-    session.output.on('end', () => output.end());
-    session.output.on('error', () => output.end());
-    if (wantStdin) {
-      input.on('data', (data: Buffer) => void session.write(data).catch(() => undefined));
-      input.on('end', () => {
-        if (record.config.StdinOnce || !tty) void session.closeStdin().catch(() => undefined);
-      });
-    } else {
-      input.resume();
-    }
-    output.on('close', () => session.close());
-    input.on('error', () => session.close());
+    relaySession(
+      session,
+      { input, output },
+      {
+        tty,
+        stdout: wantStdout,
+        stderr: wantStderr,
+        stdin: wantStdin,
+        closeStdinAtEnd: record.config.StdinOnce === true || !tty,
+        ended: Promise.resolve(),
+      },
+    );
   });
 
   router.get('/containers/{id}/top', async (ctx) => {
@@ -521,27 +553,19 @@ export function registerExecRoutes(router: Router, execs: ExecManager, engine: E
       output.end();
       return;
     }
-    session.output.on('data', (chunk: { stream: 'stdout' | 'stderr'; data: Buffer }) => {
-      if (chunk.stream === 'stdout' && exec.config.AttachStdout === false) return;
-      if (chunk.stream === 'stderr' && exec.config.AttachStderr === false) return;
-      output.write(
-        tty
-          ? chunk.data
-          : encodeFrame(chunk.stream === 'stdout' ? StdStream.Stdout : StdStream.Stderr, chunk.data),
-      );
-    });
-    session.output.on('end', () => {
-      // The client asks for the exit code as soon as the stream ends: wait until it is known.
-      void (exec.done ?? Promise.resolve()).then(() => output.end());
-    });
-    if (exec.config.AttachStdin) {
-      input.on('data', (data: Buffer) => void session.write(data).catch(() => undefined));
-      input.on('end', () => void session.closeStdin().catch(() => undefined));
-    } else {
-      input.resume();
-    }
-    output.on('close', () => session.close());
-    input.on('error', () => session.close());
+    relaySession(
+      session,
+      { input, output },
+      {
+        tty,
+        stdout: exec.config.AttachStdout !== false,
+        stderr: exec.config.AttachStderr !== false,
+        stdin: exec.config.AttachStdin === true,
+        closeStdinAtEnd: true,
+        // The client asks for the exit code as soon as the stream ends: wait until it is known.
+        ended: exec.done ?? Promise.resolve(),
+      },
+    );
   });
 
   router.post('/exec/{id}/resize', async (ctx) => {
