@@ -2,7 +2,8 @@
  * Errors that cross a layer boundary carry a kind. The API maps kinds to HTTP status codes and the
  * CLI maps them to exit codes; the message is what a user sees, so it must be one clear sentence.
  */
-export type ErrorKind = 'not-found' | 'conflict' | 'invalid-argument' | 'unavailable' | 'internal';
+export type ErrorKind =
+  'not-found' | 'conflict' | 'invalid-argument' | 'forbidden' | 'unavailable' | 'internal';
 
 export class BerthError extends Error {
   readonly kind: ErrorKind;
@@ -17,6 +18,8 @@ export class BerthError extends Error {
 export const notFound = (message: string): BerthError => new BerthError('not-found', message);
 export const conflict = (message: string): BerthError => new BerthError('conflict', message);
 export const invalidArgument = (message: string): BerthError => new BerthError('invalid-argument', message);
+/** An operation the object does not allow (removing a predefined network, one in use). */
+export const forbidden = (message: string): BerthError => new BerthError('forbidden', message);
 export const unavailable = (message: string): BerthError => new BerthError('unavailable', message);
 export const internal = (message: string, cause?: unknown): BerthError =>
   new BerthError('internal', message, { cause });
@@ -26,6 +29,7 @@ export const httpStatusOf: Record<ErrorKind, number> = {
   'not-found': 404,
   conflict: 409,
   'invalid-argument': 400,
+  forbidden: 403,
   unavailable: 503,
   internal: 500,
 };

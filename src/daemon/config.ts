@@ -53,6 +53,9 @@ export interface DaemonConfig {
   tlsKey?: string;
   group?: string;
   bip?: string;
+  /** Name of the default bridge device (Docker's `bridge` key, `-b`). */
+  bridge: string;
+  mtu: number;
   defaultAddressPools: AddressPool[];
   usernsRemap?: string;
 }
@@ -74,6 +77,8 @@ export function defaultConfig(): DaemonConfig {
     runtimes: {},
     tls: false,
     tlsVerify: false,
+    bridge: 'berth0',
+    mtu: 1500,
     defaultAddressPools: [],
   };
 }
@@ -290,6 +295,19 @@ const bridgeIp: Check<string> = (raw, label) => {
   return value;
 };
 
+const bridgeName: Check<string> = (raw, label) => {
+  const value = text(raw, label);
+  if (!/^[A-Za-z0-9_.-]{1,15}$/.test(value) || value === '.' || value === '..')
+    fail(label, `"${value}" is not a valid interface name (1 to 15 letters, digits, '_', '.' or '-')`);
+  return value;
+};
+
+const mtuValue: Check<number> = (raw, label) => {
+  const value = integer(typeof raw === 'string' && /^\d+$/.test(raw) ? Number(raw) : raw, label);
+  if (value < 68 || value > 65535) fail(label, `MTU ${value} is out of range (68 to 65535)`);
+  return value;
+};
+
 const addressPools: Check<AddressPool[]> = (raw, label) =>
   listOf((entry, where) => {
     const value = object(entry, where);
@@ -413,6 +431,8 @@ export const DIRECTIVES: Directive[] = [
   directive('tlskey', 'tlsKey', absolutePath, { name: 'tlskey', kind: 'value' }),
   directive('group', 'group', text, { name: 'group', short: 'G', kind: 'value' }),
   directive('bip', 'bip', bridgeIp, { name: 'bip', kind: 'value' }),
+  directive('bridge', 'bridge', bridgeName, { name: 'bridge', short: 'b', kind: 'value' }),
+  directive('mtu', 'mtu', mtuValue, { name: 'mtu', kind: 'value' }),
   directive('default-address-pools', 'defaultAddressPools', addressPools, {
     name: 'default-address-pool',
     kind: 'list',

@@ -44,7 +44,8 @@ const SPECS: Spec[] = [
 
 const DESCRIPTIONS: Record<string, string> = {
   'add-runtime': 'Register an OCI runtime (name=path)',
-  bip: 'IPv4 address and prefix of the default bridge (used by networking)',
+  bip: 'IPv4 address and prefix of the default bridge',
+  bridge: 'Name of the default bridge device (default berth0)',
   'config-file': `Daemon configuration file (default ${DEFAULT_CONFIG_FILE})`,
   'data-root': 'Root directory of persistent state (default /var/lib/berth)',
   debug: 'Enable debug mode',
@@ -55,6 +56,7 @@ const DESCRIPTIONS: Record<string, string> = {
   group: 'Group owning the unix socket (default berth, if it exists)',
   help: 'Print usage',
   host: 'Address to listen on: unix://path, tcp://host:port, fd://[name] (repeatable)',
+  mtu: 'MTU of the default bridge network (default 1500)',
   'insecure-registry': 'Registry reached over plain HTTP or unverified TLS (repeatable)',
   'insecure-tcp-force':
     'Allow a tcp:// listener without TLS client verification (anyone reaching it is root)',

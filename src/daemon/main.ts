@@ -149,15 +149,23 @@ export async function startDaemon(config: DaemonConfig, cmd: CommandLine, log: L
       buildTime: await buildTime(),
     });
     // The engine's routes come after the system routes; the first match wins.
-    const { info } = await startEngine({
+    const { info, close: closeEngine } = await startEngine({
       dataRoot: config.dataRoot,
       execRoot: config.execRoot,
       insecureRegistries: config.insecureRegistries,
       registryMirrors: config.registryMirrors,
+      network: {
+        bridge: config.bridge,
+        ...(config.bip ? { bip: config.bip } : {}),
+        mtu: config.mtu,
+        addressPools: config.defaultAddressPools,
+        firewallTable: process.env.BERTH_FIREWALL_TABLE || 'berth',
+      },
       router: services.router,
       events: services.events,
       log,
     });
+    cleanups.push(closeEngine);
     services.engineInfo = info;
     const api = new ApiServer({ router: services.router, logger: log });
 

@@ -1,4 +1,5 @@
-import type { ContainerConfig, HostConfig } from './docker-types.js';
+import type { Endpoint, PortMapping } from '../network/network-record.js';
+import type { ContainerConfig, EndpointSettings, HostConfig } from './docker-types.js';
 
 export type ContainerStatus =
   'created' | 'running' | 'paused' | 'restarting' | 'removing' | 'exited' | 'dead';
@@ -16,6 +17,15 @@ export interface ContainerState {
   Error: string;
   StartedAt: string;
   FinishedAt: string;
+  /** Set when the container has a health check (health.ts keeps it). */
+  Health?: HealthState;
+}
+
+/** Docker's State.Health: the status, the current run of failures and the last five probes. */
+export interface HealthState {
+  Status: 'starting' | 'healthy' | 'unhealthy';
+  FailingStreak: number;
+  Log: Array<{ Start: string; End: string; ExitCode: number; Output: string }>;
 }
 
 /** What berthd keeps of a container (config.v2.json). */
@@ -43,6 +53,12 @@ export interface ContainerRecord {
   volumes?: Record<string, { name: string; anonymous: boolean; readOnly: boolean; noCopy: boolean }>;
   /** Whether the container ever started (volume content is copied from the image only before). */
   everStarted?: boolean;
+  /** Networks the container joins (by name, interface order), with the settings asked for. */
+  networks?: Record<string, EndpointSettings>;
+  /** While it runs: its network namespace, endpoints by network name, published ports. */
+  netnsPath?: string;
+  endpoints?: Record<string, Endpoint>;
+  ports?: PortMapping[];
 }
 
 export const ZERO_TIME = '0001-01-01T00:00:00Z';
@@ -67,7 +83,7 @@ export function initialState(): ContainerState {
 export function statusText(state: ContainerState, now = Date.now()): string {
   switch (state.Status) {
     case 'running':
-      return `Up ${humanDuration(now - Date.parse(state.StartedAt))}`;
+      return `Up ${humanDuration(now - Date.parse(state.StartedAt))}${healthSuffix(state.Health)}`;
     case 'paused':
       return `Up ${humanDuration(now - Date.parse(state.StartedAt))} (Paused)`;
     case 'restarting':
@@ -81,6 +97,12 @@ export function statusText(state: ContainerState, now = Date.now()): string {
     default:
       return 'Created';
   }
+}
+
+/** Docker's " (health: starting)", " (healthy)", " (unhealthy)" after "Up ...". */
+function healthSuffix(health: HealthState | undefined): string {
+  if (health === undefined) return '';
+  return health.Status === 'starting' ? ' (health: starting)' : ` (${health.Status})`;
 }
 
 /** Docker's units.HumanDuration. */

@@ -31,6 +31,9 @@ import {
   type ResolvedMount,
 } from './binds.js';
 import type { VolumeStore } from '../volume/local.js';
+import { ContainerNetworking, usesManagedNetwork } from './container-network.js';
+import type { EndpointSettings } from './docker-types.js';
+import { containerRef } from './namespaces.js';
 import { readdir } from 'node:fs/promises';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -44,6 +47,7 @@ export interface EngineOptions {
   snapshotter: Snapshotter;
   runtime: Runtime;
   volumes: VolumeStore;
+  networking: ContainerNetworking;
   events: EventBus;
   cgroupVersion: 1 | 2;
   log: { info(message: string): void; warn(message: string): void; error(message: string): void };
@@ -58,6 +62,7 @@ interface Waiter {
 
 export interface CreateRequest extends ContainerConfig {
   HostConfig?: HostConfig;
+  NetworkingConfig?: { EndpointsConfig?: Record<string, EndpointSettings> | null } | null;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -84,11 +89,34 @@ export class Engine {
     await mkdir(join(options.execRoot, 'containers'), { recursive: true });
     await mkdir(join(options.execRoot, 'a'), { recursive: true, mode: 0o700 });
     await engine.recover();
+    // Addresses of containers gone while berthd was down are freed; the ports of the ones that
+    // kept running are forwarded again.
+    await options.networking.manager.retain(
+      new Set(
+        engine.containers
+          .list()
+          .filter((c) => c.state.Running)
+          .map((c) => c.id),
+      ),
+    );
+    await options.networking.manager.applyFirewall();
     return engine;
+  }
+
+  get networking(): ContainerNetworking {
+    return this.options.networking;
   }
 
   get volumesRoot(): string {
     return this.options.volumes.root;
+  }
+
+  /** What the filesystem operations and health checks (container-fs.ts, health.ts, commit-container.ts) use. */
+  get services(): Pick<
+    EngineOptions,
+    'execRoot' | 'images' | 'snapshotter' | 'runtime' | 'volumes' | 'events' | 'log'
+  > {
+    return this.options;
   }
 
   private runDir(id: string): string {
@@ -118,7 +146,7 @@ export class Engine {
   // ---- create ------------------------------------------------------------------------------
 
   async create(body: CreateRequest, requestedName?: string): Promise<{ Id: string; Warnings: string[] }> {
-    const { HostConfig: hostConfigIn, ...configIn } = body;
+    const { HostConfig: hostConfigIn, NetworkingConfig: networkingConfig, ...configIn } = body;
     const hostConfig: HostConfig = hostConfigIn ?? {};
     if (!configIn.Image) throw invalidArgument('Config cannot be empty in order to create a container');
     const name = requestedName
@@ -133,6 +161,8 @@ export class Engine {
     const image = await this.options.images.inspect(configIn.Image);
     const config = mergeImageConfig(configIn as ContainerConfig, image.imageConfig.config);
     const args = processArgs(config);
+    const networks = this.options.networking.requestedNetworks(hostConfig, networkingConfig?.EndpointsConfig);
+    ContainerNetworking.checkPorts(hostConfig, Object.keys(config.ExposedPorts ?? {}));
     const id = randomBytes(32).toString('hex');
     const volumes = await this.createVolumes(config, hostConfig);
     const snapshotParent = image.chainIds.at(-1);
@@ -153,6 +183,7 @@ export class Engine {
       ...(snapshotParent ? { snapshotParent } : {}),
       logPath: join(this.containers.dir(id), `${id}-json.log`),
       volumes,
+      networks,
     };
     try {
       await this.containers.add(record);
@@ -246,31 +277,72 @@ export class Engine {
   private async writeEtcFiles(record: ContainerRecord, hostname: string): Promise<void> {
     const dir = this.containers.dir(record.id);
     await writeFile(join(dir, 'hostname'), `${hostname}\n`);
+    const endpoints = Object.values(record.endpoints ?? {});
+    const gateway = endpoints[0]?.ipv4?.gateway ?? '';
+    const extraHosts = (record.hostConfig.ExtraHosts ?? []).map((entry) => {
+      const at = entry.indexOf(':');
+      const name = entry.slice(0, at);
+      const address = entry.slice(at + 1);
+      return `${address === 'host-gateway' ? gateway : address}\t${name}`;
+    });
+    const own = endpoints.flatMap((e) => [e.ipv4?.address, e.ipv6?.address].filter((a): a is string => !!a));
     await writeFile(
       join(dir, 'hosts'),
       [
         '127.0.0.1\tlocalhost',
         '::1\tlocalhost ip6-localhost ip6-loopback',
-        `127.0.1.1\t${hostname}`,
+        'fe00::0\tip6-localnet',
+        'ff00::0\tip6-mcastprefix',
+        'ff02::1\tip6-allnodes',
+        'ff02::2\tip6-allrouters',
+        ...extraHosts,
+        ...(own.length > 0 ? own.map((address) => `${address}\t${hostname}`) : [`127.0.1.1\t${hostname}`]),
         '',
       ].join('\n'),
     );
-    const hostResolv = await readFile('/etc/resolv.conf', 'utf8').catch(() => '');
-    const dns = record.hostConfig.Dns ?? [];
-    const resolv =
-      dns.length > 0 || (record.hostConfig.DnsSearch ?? []).length > 0
-        ? [
-            ...dns.map((server) => `nameserver ${server}`),
-            ...((record.hostConfig.DnsSearch ?? []).length > 0
-              ? [`search ${(record.hostConfig.DnsSearch ?? []).join(' ')}`]
-              : []),
-            ...((record.hostConfig.DnsOptions ?? []).length > 0
-              ? [`options ${(record.hostConfig.DnsOptions ?? []).join(' ')}`]
-              : []),
-            '',
-          ].join('\n')
-        : hostResolv;
-    await writeFile(join(dir, 'resolv.conf'), resolv);
+    await writeFile(join(dir, 'resolv.conf'), await this.resolvConf(record));
+  }
+
+  /**
+   * Like Docker: on a user-defined network the network's DNS server (berthd, on the gateway);
+   * otherwise --dns or the host's servers, without loopback ones in a namespace of its own.
+   */
+  private async resolvConf(record: ContainerRecord): Promise<string> {
+    const host = await readFile('/etc/resolv.conf', 'utf8').catch(() => '');
+    const hostLines = host.split('\n').map((l) => l.trim());
+    const hostValues = (key: string): string[] =>
+      hostLines
+        .filter((l) => l.startsWith(`${key} `) || l.startsWith(`${key}\t`))
+        .flatMap((l) => l.split(/\s+/).slice(1));
+    const hostConfig = record.hostConfig;
+    const search =
+      (hostConfig.DnsSearch ?? []).length > 0 ? (hostConfig.DnsSearch ?? []) : hostValues('search');
+    const options =
+      (hostConfig.DnsOptions ?? []).length > 0 ? (hostConfig.DnsOptions ?? []) : hostValues('options');
+    const firstNetwork = Object.keys(record.endpoints ?? {})[0];
+    const network = firstNetwork ? this.options.networking.manager.find(firstNetwork) : undefined;
+    const embedded = network ? this.options.networking.manager.dnsServerOf(network) : undefined;
+    let servers: string[];
+    if (embedded) servers = [embedded];
+    else if ((hostConfig.Dns ?? []).length > 0) servers = [...(hostConfig.Dns ?? [])];
+    else {
+      servers = hostValues('nameserver');
+      if (hostConfig.NetworkMode !== 'host') {
+        servers = servers.filter((server) => !/^127\./.test(server) && server !== '::1');
+        // Docker's fallback when the host only has loopback resolvers.
+        if (servers.length === 0 && record.endpoints && Object.keys(record.endpoints).length > 0)
+          servers = ['8.8.8.8', '8.8.4.4'];
+      }
+    }
+    const embeddedOptions = embedded && !options.some((o) => o.startsWith('ndots:')) ? ['ndots:0'] : [];
+    return [
+      ...servers.map((server) => `nameserver ${server}`),
+      ...(search.length > 0 ? [`search ${search.join(' ')}`] : []),
+      ...(options.length + embeddedOptions.length > 0
+        ? [`options ${[...options, ...embeddedOptions].join(' ')}`]
+        : []),
+      '',
+    ].join('\n');
   }
 
   async start(reference: string): Promise<void> {
@@ -291,13 +363,10 @@ export class Engine {
     await mountAll(await this.options.snapshotter.mounts(record.snapshotKey), rootfs);
     try {
       const image = await this.options.images.inspect(record.image).catch(() => undefined);
-      const hostname = containerHostname({
-        id,
-        config: record.config,
-        hostConfig: record.hostConfig,
-        hostHostname: osHostname(),
-      });
-      await this.writeEtcFiles(record, hostname);
+      const netnsPath = usesManagedNetwork(record)
+        ? await this.options.networking.setUp(record, Object.keys(record.config.ExposedPorts ?? {}))
+        : undefined;
+      await this.writeEtcFiles(record, this.hostnameOf(record));
       const spec = await buildSpec({
         id,
         name: record.name,
@@ -308,6 +377,8 @@ export class Engine {
         containerDir: this.containers.dir(id),
         mounts: await this.resolveMounts(record),
         cgroupVersion: this.options.cgroupVersion,
+        ...(netnsPath ? { networkNamespacePath: netnsPath } : {}),
+        namespacePath: (kind, reference) => this.sharedNamespacePath(kind, reference),
       });
       const bundle = this.runDir(id);
       await rm(bundle, { recursive: true, force: true });
@@ -354,6 +425,7 @@ export class Engine {
       this.pendingAttach.delete(id);
       record.state = { ...record.state, Error: describeError(err) };
       await this.options.runtime.delete(id, true).catch(() => undefined);
+      await this.options.networking.tearDown(record).catch(() => undefined);
       await unmount(rootfs).catch(() => undefined);
       await this.containers.save(record).catch(() => undefined);
       throw err;
@@ -382,6 +454,11 @@ export class Engine {
     const exit = await this.options.runtime.store.exitRecord(record.id);
     const oomKills = await this.options.runtime.oomKills(record.id).catch(() => 0);
     await this.options.runtime.delete(record.id, true).catch(() => undefined);
+    await this.options.networking
+      .tearDown(record)
+      .catch((err: unknown) =>
+        this.options.log.warn(`container ${record.id}: network teardown: ${describeError(err)}`),
+      );
     await unmount(this.rootfs(record.id)).catch(() => undefined);
     record.state = {
       ...record.state,
@@ -444,12 +521,80 @@ export class Engine {
       if (!record.state.Running) continue;
       const status = (await this.options.runtime.state(record.id).catch(() => undefined))?.status;
       if (status === 'running' || status === 'paused') {
+        await this.options.networking
+          .restore(record)
+          .catch((err: unknown) =>
+            this.options.log.warn(`container ${record.id}: network restore: ${describeError(err)}`),
+          );
         const session = await attach(this.attachSocketPath(record.id)).catch(() => undefined);
         this.watchExit(record, session);
       } else {
         await this.handleExit(record);
       }
     }
+  }
+
+  /** The namespace file of a running container, for `--network/--ipc/--pid container:<ref>`. */
+  private sharedNamespacePath(kind: 'network' | 'ipc' | 'pid', reference: string): string {
+    const other = this.containers.find(reference);
+    if (!other) throw notFound(`No such container: ${reference}`);
+    if (!other.state.Running)
+      throw conflict(
+        `cannot join the ${kind} namespace of ${other.name}: container ${other.id} is not running`,
+      );
+    if (kind === 'network' && other.netnsPath) return other.netnsPath;
+    const file = { network: 'net', ipc: 'ipc', pid: 'pid' }[kind];
+    return `/proc/${other.state.Pid}/ns/${file}`;
+  }
+
+  // ---- networks -------------------------------------------------------------------------------
+
+  async connectNetwork(reference: string, network: string, settings: EndpointSettings): Promise<void> {
+    const record = this.containers.get(reference);
+    if (containerRef(record.hostConfig.NetworkMode) !== undefined || record.hostConfig.NetworkMode === 'host')
+      throw invalidArgument(
+        'container sharing network namespace with another container or host cannot be connected to any other network',
+      );
+    const joined = await this.options.networking.connect(record, network, settings);
+    await this.containers.save(record);
+    if (record.state.Running) await this.writeEtcFiles(record, this.hostnameOf(record));
+    this.publishNetwork(joined.id, joined.name, joined.driver, 'connect', record.id);
+  }
+
+  async disconnectNetwork(reference: string, network: string, force: boolean): Promise<void> {
+    const record = this.containers.find(reference);
+    if (!record) {
+      if (force) return;
+      throw notFound(`No such container: ${reference}`);
+    }
+    const left = await this.options.networking.disconnect(record, network, force);
+    await this.containers.save(record);
+    if (left.id) this.publishNetwork(left.id, left.name, left.driver, 'disconnect', record.id);
+  }
+
+  publishNetwork(id: string, name: string, driver: string, action: string, container?: string): void {
+    this.options.events.publish({
+      Type: 'network',
+      Action: action,
+      Actor: { ID: id, Attributes: { name, type: driver, ...(container ? { container } : {}) } },
+    });
+  }
+
+  /** Containers that belong to a network (running or not), for `network rm`. */
+  networkUsers(name: string): string[] {
+    return this.containers
+      .list()
+      .filter((c) => c.networks?.[name] !== undefined && c.state.Running)
+      .map((c) => c.id);
+  }
+
+  private hostnameOf(record: ContainerRecord): string {
+    return containerHostname({
+      id: record.id,
+      config: record.config,
+      hostConfig: record.hostConfig,
+      hostHostname: osHostname(),
+    });
   }
 
   // ---- stop, kill, wait, remove ---------------------------------------------------------------

@@ -13,6 +13,7 @@ import type { Engine, CreateRequest, WaitCondition } from './engine.js';
 import { statusText, type ContainerRecord } from './container-record.js';
 import type { ExecConfig, ExecManager } from './exec.js';
 import { attach } from '../runtime/attach.js';
+import { portsSummary } from './container-network.js';
 
 const unix = (iso: string | undefined): number => (iso ? Math.floor(Date.parse(iso) / 1000) : 0);
 const command = (record: ContainerRecord): string => [record.path, ...record.args].join(' ');
@@ -51,30 +52,11 @@ function inspectContainer(engine: Engine, record: ContainerRecord): object {
       Propagation: '',
     })),
     Config: { ...record.config, Image: record.imageRef },
-    NetworkSettings: {
-      Bridge: '',
-      SandboxID: '',
-      SandboxKey: '',
-      Ports: {},
-      HairpinMode: false,
-      LinkLocalIPv6Address: '',
-      LinkLocalIPv6PrefixLen: 0,
-      SecondaryIPAddresses: null,
-      SecondaryIPv6Addresses: null,
-      EndpointID: '',
-      Gateway: '',
-      GlobalIPv6Address: '',
-      GlobalIPv6PrefixLen: 0,
-      IPAddress: '',
-      IPPrefixLen: 0,
-      IPv6Gateway: '',
-      MacAddress: '',
-      Networks: {},
-    },
+    NetworkSettings: engine.networking.settingsJson(record),
   };
 }
 
-function summarizeContainer(record: ContainerRecord): object {
+function summarizeContainer(engine: Engine, record: ContainerRecord): object {
   return {
     Id: record.id,
     Names: [`/${record.name}`],
@@ -82,12 +64,12 @@ function summarizeContainer(record: ContainerRecord): object {
     ImageID: record.image,
     Command: command(record),
     Created: unix(record.created),
-    Ports: [],
+    Ports: portsSummary(record),
     Labels: record.config.Labels ?? {},
     State: record.state.Status,
     Status: statusText(record.state),
     HostConfig: { NetworkMode: record.hostConfig.NetworkMode ?? 'default' },
-    NetworkSettings: { Networks: {} },
+    NetworkSettings: { Networks: engine.networking.summaryNetworks(record) },
     Mounts: [],
   };
 }
@@ -109,6 +91,15 @@ function matchesFilters(
       (v) => record.imageRef === v || record.image.startsWith(v) || record.image === `sha256:${v}`,
     ) &&
     any('exited', (v) => record.state.Status === 'exited' && String(record.state.ExitCode) === v) &&
+    any('health', (v) => (record.state.Health?.Status ?? 'none') === v) &&
+    any(
+      'network',
+      (v) =>
+        v in (record.networks ?? {}) ||
+        Object.values(record.endpoints ?? {}).some(
+          (e) => e.networkId === v || (v.length >= 12 && e.networkId.startsWith(v)),
+        ),
+    ) &&
     any('label', (v) => {
       const [key = '', value] = v.split('=');
       const labels = record.config.Labels ?? {};
@@ -201,7 +192,7 @@ export function registerContainerRoutes(router: Router, engine: Engine): void {
       );
     const limit = ctx.query.int('limit');
     if (limit !== undefined && limit > 0) list = list.slice(0, limit);
-    return list.map(summarizeContainer);
+    return list.map((record) => summarizeContainer(engine, record));
   });
 
   router.get('/containers/{id}/json', (ctx) =>

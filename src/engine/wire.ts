@@ -14,12 +14,25 @@ import { registerContainerRoutes, registerExecRoutes, registerImageRoutes } from
 import { ExecManager } from './exec.js';
 import { VolumeStore } from '../volume/local.js';
 import { registerVolumeRoutes } from './volume-routes.js';
+import { registerNetworkRoutes } from './network-routes.js';
+import { ContainerNetworking } from './container-network.js';
+import { NetworkManager } from '../network/manager.js';
+import { registerContainerFsRoutes } from './fs-routes.js';
+import { startHealthChecks } from './health.js';
+import { openBuilder, registerBuildRoute } from '../build/route.js';
 
 export interface EngineWiring {
   dataRoot: string;
   execRoot: string;
   insecureRegistries: string[];
   registryMirrors: string[];
+  network: {
+    bridge: string;
+    bip?: string;
+    mtu: number;
+    addressPools: Array<{ base: string; size: number }>;
+    firewallTable: string;
+  };
   router: Router;
   events: EventBus;
   log: { info(message: string): void; warn(message: string): void; error(message: string): void };
@@ -27,7 +40,7 @@ export interface EngineWiring {
 
 export async function startEngine(
   wiring: EngineWiring,
-): Promise<{ engine: Engine; info: () => Promise<Partial<DockerInfo>> }> {
+): Promise<{ engine: Engine; info: () => Promise<Partial<DockerInfo>>; close: () => Promise<void> }> {
   const snapshotter = await openSnapshotter(wiring.dataRoot, 'overlayfs');
   // The image service asks the engine (created next) which containers use an image.
   const late: { engine?: Engine } = {};
@@ -42,6 +55,18 @@ export async function startEngine(
   });
   const runtime = new Runtime(defaultRuntimeOptions(join(wiring.execRoot, 'runtime')));
   const volumes = await VolumeStore.open(wiring.dataRoot);
+  const networks = await NetworkManager.open({
+    dataRoot: wiring.dataRoot,
+    execRoot: wiring.execRoot,
+    defaultBridge: {
+      name: wiring.network.bridge,
+      ...(wiring.network.bip ? { bip: wiring.network.bip } : {}),
+      mtu: wiring.network.mtu,
+    },
+    addressPools: wiring.network.addressPools,
+    firewallTable: wiring.network.firewallTable,
+    log: wiring.log,
+  });
   const cgroupVersion = hostCgroupHierarchies().some((h) => h.version === 1) ? 1 : 2;
   const engine = await Engine.open({
     dataRoot: wiring.dataRoot,
@@ -50,6 +75,7 @@ export async function startEngine(
     snapshotter,
     runtime,
     volumes,
+    networking: new ContainerNetworking(networks),
     events: wiring.events,
     cgroupVersion,
     log: wiring.log,
@@ -58,6 +84,14 @@ export async function startEngine(
   registerContainerRoutes(wiring.router, engine);
   registerImageRoutes(wiring.router, images, engine);
   registerVolumeRoutes(wiring.router, volumes, engine);
+  registerNetworkRoutes(wiring.router, engine);
+  registerContainerFsRoutes(wiring.router, engine);
+  const healthChecks = startHealthChecks(engine);
+  registerBuildRoute(
+    wiring.router,
+    await openBuilder({ dataRoot: wiring.dataRoot, images, snapshotter, runtime }),
+    join(wiring.dataRoot, 'build-tmp'),
+  );
   registerExecRoutes(wiring.router, new ExecManager(engine, runtime, wiring.execRoot), engine);
   const info = async (): Promise<Partial<DockerInfo>> => {
     const containers = engine.containers.list();
@@ -69,5 +103,9 @@ export async function startEngine(
       Images: (await images.list()).length,
     };
   };
-  return { engine, info };
+  const close = async (): Promise<void> => {
+    healthChecks.close();
+    await networks.close();
+  };
+  return { engine, info, close };
 }

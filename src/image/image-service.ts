@@ -218,6 +218,11 @@ export class ImageService {
     });
   }
 
+  /** Run `store` while GC cannot run: for callers that add content and record an image (commit, build). */
+  withStoreLock<T>(store: () => Promise<T>): Promise<T> {
+    return this.lock.withShared(store);
+  }
+
   list(): Promise<ImageSummary[]> {
     return this.images.list();
   }

@@ -15,6 +15,7 @@ import { freePort } from './registry.js';
 export { freePort };
 import { execProgram, type ExecResult } from './exec.js';
 import type { Sandbox } from './sandbox.js';
+import { testSubnet } from './test-subnets.js';
 
 export const BERTHD_SCRIPT =
   process.env.BERTHD_SCRIPT ?? fileURLToPath(new URL('../../../bin/berthd.js', import.meta.url));
@@ -67,10 +68,16 @@ export function apiRequest(target: http.RequestOptions, path: string, method = '
 export async function berthdArgs(
   sandbox: Sandbox,
   options: BerthdOptions = {},
+  t?: TestContext,
 ): Promise<{ args: string[]; socket: string; execRoot: string }> {
   const socket = join(sandbox.root, 'berth.sock');
   const execRoot = join(sandbox.runRoot, 'exec');
   const args = ['--data-root', sandbox.dataRoot, '--exec-root', execRoot];
+  // Daemons of tests running side by side get their own bridge, address pool and firewall table.
+  const config = options.config ?? {};
+  if (!('bridge' in config)) args.push('--bridge', sandbox.name('br'));
+  if (!('default-address-pools' in config) && !('bip' in config) && t)
+    args.push('--default-address-pool', `base=${await testSubnet(t)},size=24`);
   if (options.socket !== false) args.push('-H', `unix://${socket}`);
   if (options.config !== undefined) {
     const file = join(sandbox.root, 'daemon.json');
@@ -86,10 +93,16 @@ export async function berthdArgs(
   return { args, socket, execRoot };
 }
 
+/** The nftables table of the sandbox's berthd (the sandbox removes tables named with its id). */
+export const firewallTable = (sandbox: Sandbox): string => `berth_${sandbox.id}`;
+
 /** Runs berthd expecting it to stop by itself (a configuration error), bounded in time. */
 export async function runBerthd(sandbox: Sandbox, options: BerthdOptions = {}): Promise<ExecResult> {
   const { args } = await berthdArgs(sandbox, options);
-  return execProgram(process.execPath, [BERTHD_SCRIPT, ...args], { timeoutMs: 30_000 });
+  return execProgram(process.execPath, [BERTHD_SCRIPT, ...args], {
+    timeoutMs: 30_000,
+    env: { ...process.env, BERTH_FIREWALL_TABLE: firewallTable(sandbox) },
+  });
 }
 
 export async function startBerthd(
@@ -97,9 +110,12 @@ export async function startBerthd(
   sandbox: Sandbox,
   options: BerthdOptions = {},
 ): Promise<Berthd> {
-  const { args, socket, execRoot } = await berthdArgs(sandbox, options);
+  const { args, socket, execRoot } = await berthdArgs(sandbox, options, t);
   const command = [...(options.wrapper ?? []), process.execPath, BERTHD_SCRIPT, ...args];
-  const child = spawn(command[0] ?? '', command.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(command[0] ?? '', command.slice(1), {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, BERTH_FIREWALL_TABLE: firewallTable(sandbox) },
+  });
   if (child.pid !== undefined) sandbox.trackProcess(child.pid);
   let output = '';
   child.stdout?.on('data', (chunk) => (output += chunk));

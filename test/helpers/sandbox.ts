@@ -155,6 +155,12 @@ export async function createSandbox(t?: TestContext): Promise<Sandbox> {
         if (result.code !== 0 && !/No such file/i.test(result.stderr)) throw new Error(result.stderr.trim());
       });
     }
+    // Bridges of networks a berthd created with this sandbox's data root.
+    for (const id of await readdir(join(dataRoot, 'networks')).catch(() => [] as string[])) {
+      const record = await readFile(join(dataRoot, 'networks', id, 'network.json'), 'utf8').catch(() => '');
+      const bridge = /"bridge":\s*"([^"]+)"/.exec(record)?.[1];
+      if (bridge) links.add(bridge);
+    }
     const linkList = await execProgram('ip', ['-o', 'link', 'show']).catch(() => ({ stdout: '' }));
     for (const line of linkList.stdout.split('\n')) {
       const name = /^\d+:\s+([^:@\s]+)/.exec(line)?.[1];

@@ -357,11 +357,11 @@ test('errors inside a progress stream fail the command with their message', asyn
   assert.equal(result.stderr, 'denied: requested access to the resource is denied\n');
 });
 
-test('build is accepted with a clear "not available yet" error', async (t) => {
+test('builder is refused with a clear error and no request', async (t) => {
   const fake = await startFake(t);
-  const result = await runBerth(fake.host, ['build', '.']);
+  const result = await runBerth(fake.host, ['builder', 'prune']);
   assert.equal(result.code, 1);
-  assert.match(result.stderr, /^berth build is not available yet/);
+  assert.match(result.stderr, /^berth builder is not available/);
   assert.equal(fake.requests.length, 0);
 });
 
@@ -376,7 +376,10 @@ test('help is printed for commands and groups, in docker layout', async (t) => {
   assert.match(run.stdout, /\n {2}-m, --memory bytes +Memory limit\n/);
   assert.match(run.stdout, /\n {6}--mount mount +Attach a filesystem mount to the container\n/);
   const group = await runBerth(fake.host, ['image']);
-  assert.match(group.stdout, /^Usage: {2}berth image COMMAND\n\nManage images\n\nCommands:\n {2}history /);
+  assert.match(
+    group.stdout,
+    /^Usage: {2}berth image COMMAND\n\nManage images\n\nCommands:\n {2}build {7}Build an image/,
+  );
   const top = await runBerth(fake.host, ['--help']);
   assert.match(top.stdout, /\n {2}container {3}Manage containers\n/);
   assert.equal(fake.requests.length, 0);

@@ -62,6 +62,8 @@ test('every supported daemon.json key is read', () => {
     tlskey: '/etc/berth/key.pem',
     group: 'docker',
     bip: '192.168.5.1/24',
+    bridge: 'br-lan',
+    mtu: 9000,
     'default-address-pools': [{ base: '10.10.0.0/16', size: 24 }],
     'userns-remap': 'default',
   });
@@ -90,6 +92,8 @@ test('every supported daemon.json key is read', () => {
     tlsKey: '/etc/berth/key.pem',
     group: 'docker',
     bip: '192.168.5.1/24',
+    bridge: 'br-lan',
+    mtu: 9000,
     defaultAddressPools: [{ base: '10.10.0.0/16', size: 24 }],
     usernsRemap: 'default',
   });
@@ -279,6 +283,11 @@ test('values are validated', () => {
     [{ bip: 'fd00::1/64' }, 'bip: bip must be an IPv4 address with a prefix, such as 192.168.1.1/24'],
     [{ bip: '192.168.1.1' }, 'bip: "192.168.1.1" is not a CIDR (address/prefix)'],
     [{ bip: '192.168.1.1/31' }, 'bip: a /31 network leaves no room for a bridge and containers'],
+    [
+      { bridge: 'a-name-far-too-long' },
+      "bridge: \"a-name-far-too-long\" is not a valid interface name (1 to 15 letters, digits, '_', '.' or '-')",
+    ],
+    [{ mtu: 20 }, 'mtu: MTU 20 is out of range (68 to 65535)'],
     [
       { 'default-address-pools': [{ base: '10.0.0.0/16', size: 8 }] },
       "default-address-pools[0].size: must be between the base's prefix (16) and 32",
