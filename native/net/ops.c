@@ -96,6 +96,22 @@ static int op_master(struct netctx *c, char **a, struct failure *f)
     return talk(c, &m, NULL, 0, f) < 0 ? -1 : 0;
 }
 
+/* Hairpin mode on a bridge port: a container reaches its own published port via the host. */
+static int op_hairpin(struct netctx *c, char **a, struct failure *f)
+{
+    int idx = ifindex(a[0], f);
+    if (idx < 0) return -1;
+    struct nlmsg m;
+    struct ifinfomsg *ifi = nl_begin(&m, RTM_SETLINK, NLM_F_REQUEST | NLM_F_ACK, sizeof *ifi);
+    ifi->ifi_family = AF_BRIDGE;
+    ifi->ifi_index = idx;
+    struct rtattr *protinfo = nl_nest_begin(&m, IFLA_PROTINFO | NLA_F_NESTED);
+    uint8_t on = 1;
+    nl_put(&m, IFLA_BRPORT_MODE, &on, sizeof on);
+    nl_nest_end(&m, protinfo);
+    return talk(c, &m, NULL, 0, f) < 0 ? -1 : 0;
+}
+
 static int op_rename(struct netctx *c, char **a, struct failure *f)
 {
     int idx = ifindex(a[0], f);
@@ -379,6 +395,7 @@ static const struct op ops[] = {
     {"bridge", 2, 3, op_bridge},
     {"veth", 4, 5, op_veth},
     {"master", 2, 2, op_master},
+    {"hairpin", 1, 1, op_hairpin},
     {"up", 1, 1, op_up},
     {"down", 1, 1, op_down},
     {"link-delete", 1, 1, op_link_delete},

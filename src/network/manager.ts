@@ -429,6 +429,7 @@ export class NetworkManager {
     const ops: NetOp[] = [
       { op: 'veth', hostName: hostIf, peerName: ifName, netns: netnsPath, mtu, peerMac: endpoint.macAddress },
       { op: 'master', dev: hostIf, bridge: network.bridge },
+      { op: 'hairpin', dev: hostIf },
       { op: 'up', dev: hostIf },
       { op: 'enter', path: netnsPath },
     ];

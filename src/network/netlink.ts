@@ -24,6 +24,8 @@ export type NetOp =
   /** A veth pair; the peer is created inside the namespace at netns, already with its final name. */
   | { op: 'veth'; hostName: string; peerName: string; netns: string; mtu: number; peerMac?: string }
   | { op: 'master'; dev: string; bridge: string }
+  /** Hairpin mode on a bridge port (traffic may leave through the port it came in). */
+  | { op: 'hairpin'; dev: string }
   | { op: 'up'; dev: string }
   | { op: 'down'; dev: string }
   /** A missing link is fine. */
@@ -164,6 +166,7 @@ export function serializeOp(op: NetOp): string {
         return [ifname(op.op, 'dev', op.dev), ifname(op.op, 'bridge', op.bridge)];
       case 'up':
       case 'down':
+      case 'hairpin':
       case 'link-delete':
         return [ifname(op.op, 'dev', op.dev)];
       case 'mtu':

@@ -261,6 +261,28 @@ test('published ports: -p to 127.0.0.1, -P, docker port, conflicts, rules remove
   assert.match(clash.stderr, /port is already allocated|address already in use/i);
   const table = await execProgram('nft', ['list', 'table', 'inet', firewallTable(sandbox)]);
   assert.match(table.stdout, new RegExp(`dport ${port}`));
+  // Published on all addresses: the host reaches it on 127.0.0.1, and the container reaches its
+  // own port through the host's address on the bridge (hairpin).
+  const hp = await ok([
+    'run',
+    '-d',
+    ...cg,
+    '-p',
+    '8080',
+    'busybox',
+    'httpd',
+    '-f',
+    '-p',
+    '8080',
+    '-h',
+    '/etc',
+  ]);
+  const hpPort = Number(/:(\d+)$/m.exec(await ok(['port', hp, '8080']))?.[1]);
+  assert.equal((await httpGetRetry(hpPort, '/hostname')).body.trim(), hp.slice(0, 12));
+  const gateway = await ok(['inspect', '-f', '{{.NetworkSettings.Gateway}}', hp]);
+  const hairpin = await ok(['exec', hp, 'wget', '-qO-', `http://${gateway}:${hpPort}/hostname`]);
+  assert.equal(hairpin, hp.slice(0, 12));
+  await ok(['rm', '-f', hp]);
   await ok(['rm', '-f', web]);
   const after = await execProgram('nft', ['list', 'table', 'inet', firewallTable(sandbox)]);
   assert.doesNotMatch(after.stdout, new RegExp(`dport ${port}\\b`), 'the forward went with the container');
