@@ -123,8 +123,9 @@ export class ContainerNetworking {
   /** At exit (or a failed start): ports, endpoints and the namespace go. */
   async tearDown(record: ContainerRecord): Promise<void> {
     await this.networks.unpublish(record.id);
+    // Removing the namespace takes its veths with it (no synchronous link deletion).
     for (const endpoint of Object.values(record.endpoints ?? {}))
-      await this.networks.detach(record.id, endpoint);
+      await this.networks.detach(record.id, endpoint, !record.netnsPath);
     if (record.netnsPath) await this.networks.removeSandbox(record.id);
     delete record.endpoints;
     delete record.ports;

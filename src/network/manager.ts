@@ -7,6 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { writeJsonAtomic } from '../common/atomic-file.js';
 import { describeError, forbidden, conflict, invalidArgument } from '../common/errors.js';
 import type { Endpoint, IpamPoolConfig, NetworkRecord, PortMapping } from './network-record.js';
 import { isPredefined } from './network-record.js';
@@ -288,6 +289,9 @@ export class NetworkManager {
         {
           path: join(this.store.dir(network.id), 'ipam.json'),
           network: { name: network.name, id: network.id },
+          // Atomic but not fsync'd: after a host crash no container runs, and retain() frees
+          // whatever the file still holds; a daemon crash keeps the page cache.
+          persist: (path, state) => writeJsonAtomic(path, state, { durable: false }),
         },
         planned,
       );
@@ -427,6 +431,9 @@ export class NetworkManager {
     };
     const mtu = network.mtu ?? 1500;
     const ops: NetOp[] = [
+      // The same name may linger from this container's previous run while the kernel destroys
+      // its old namespace; a missing link is not an error.
+      { op: 'link-delete', dev: hostIf },
       { op: 'veth', hostName: hostIf, peerName: ifName, netns: netnsPath, mtu, peerMac: endpoint.macAddress },
       { op: 'master', dev: hostIf, bridge: network.bridge },
       { op: 'hairpin', dev: hostIf },
@@ -455,11 +462,16 @@ export class NetworkManager {
     return endpoint;
   }
 
-  async detach(containerId: string, endpoint: Endpoint): Promise<void> {
+  /**
+   * The endpoint goes. `deleteLink` false when its namespace goes too: the kernel then destroys
+   * the veth pair with the namespace, without the synchronous wait a link deletion costs.
+   */
+  async detach(containerId: string, endpoint: Endpoint, deleteLink = true): Promise<void> {
     this.endpoints.get(endpoint.networkId)?.delete(containerId);
-    await this.netlink
-      .run([{ op: 'link-delete', dev: endpoint.hostIf }])
-      .catch((err: unknown) => this.options.log.warn(`removing ${endpoint.hostIf}: ${describeError(err)}`));
+    if (deleteLink)
+      await this.netlink
+        .run([{ op: 'link-delete', dev: endpoint.hostIf }])
+        .catch((err: unknown) => this.options.log.warn(`removing ${endpoint.hostIf}: ${describeError(err)}`));
     await this.ipams.get(endpoint.networkId)?.release(containerId);
   }
 

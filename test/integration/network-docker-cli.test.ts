@@ -81,9 +81,14 @@ test('the default bridge: an address from the pool, a default route, container t
   const hosts = await ok(['exec', server, 'cat', '/etc/hosts']);
   assert.match(hosts, new RegExp(`${ip.replace(/\./g, '\\.')}\\t${server.slice(0, 12)}`));
   await ok(['rm', '-f', server]);
-  // The container's host-side interface went with it.
-  const links = await execProgram('ip', ['-o', 'link', 'show']);
-  assert.ok(!links.stdout.includes(`vb${server.slice(0, 10)}`), 'no veth left behind');
+  // The container's host-side interface goes with its namespace (the kernel destroys it soon after).
+  let links = '';
+  for (let attempt = 0; attempt < 50; attempt++) {
+    links = (await execProgram('ip', ['-o', 'link', 'show'])).stdout;
+    if (!links.includes(`vb${server.slice(0, 10)}`)) break;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  assert.ok(!links.includes(`vb${server.slice(0, 10)}`), 'no veth left behind');
 });
 
 test('user-defined networks: DNS by name, alias and short id; isolation between networks', async (t) => {
