@@ -56,6 +56,8 @@ export interface DaemonConfig {
   /** Name of the default bridge device (Docker's `bridge` key, `-b`). */
   bridge: string;
   mtu: number;
+  /** berth's own: CNI network configuration lists, each one a network of driver `cni`. */
+  cniConfigDir: string;
   defaultAddressPools: AddressPool[];
   usernsRemap?: string;
 }
@@ -79,6 +81,7 @@ export function defaultConfig(): DaemonConfig {
     tlsVerify: false,
     bridge: 'berth0',
     mtu: 1500,
+    cniConfigDir: '/etc/berth/cni/net.d',
     defaultAddressPools: [],
   };
 }
@@ -433,6 +436,7 @@ export const DIRECTIVES: Directive[] = [
   directive('bip', 'bip', bridgeIp, { name: 'bip', kind: 'value' }),
   directive('bridge', 'bridge', bridgeName, { name: 'bridge', short: 'b', kind: 'value' }),
   directive('mtu', 'mtu', mtuValue, { name: 'mtu', kind: 'value' }),
+  directive('cni-config-dir', 'cniConfigDir', absolutePath, { name: 'cni-config-dir', kind: 'value' }),
   directive('default-address-pools', 'defaultAddressPools', addressPools, {
     name: 'default-address-pool',
     kind: 'list',

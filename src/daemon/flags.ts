@@ -46,6 +46,7 @@ const DESCRIPTIONS: Record<string, string> = {
   'add-runtime': 'Register an OCI runtime (name=path)',
   bip: 'IPv4 address and prefix of the default bridge',
   bridge: 'Name of the default bridge device (default berth0)',
+  'cni-config-dir': 'Folder of CNI network configuration lists (default /etc/berth/cni/net.d)',
   'config-file': `Daemon configuration file (default ${DEFAULT_CONFIG_FILE})`,
   'data-root': 'Root directory of persistent state (default /var/lib/berth)',
   debug: 'Enable debug mode',

@@ -160,9 +160,11 @@ export async function startDaemon(config: DaemonConfig, cmd: CommandLine, log: L
         mtu: config.mtu,
         addressPools: config.defaultAddressPools,
         firewallTable: process.env.BERTH_FIREWALL_TABLE || 'berth',
+        cniConfigDir: config.cniConfigDir,
       },
       router: services.router,
       events: services.events,
+      metrics: services.metrics,
       log,
     });
     cleanups.push(closeEngine);

@@ -59,7 +59,7 @@ export class ContainerNetworking {
       if (name === modeKey || name === 'default') continue;
       const other = this.networks.get(name);
       if (other.name in result) continue;
-      if (other.driver !== 'bridge')
+      if (other.driver !== 'bridge' && other.driver !== 'cni')
         throw invalidArgument(
           `container cannot be connected to network "${other.name}" of driver ${other.driver} together with others`,
         );
@@ -153,7 +153,7 @@ export class ContainerNetworking {
       throw invalidArgument(
         `container sharing network namespace with another container or host cannot be connected to any other network`,
       );
-    if (network.driver !== 'bridge')
+    if (network.driver !== 'bridge' && network.driver !== 'cni')
       throw forbidden(`container cannot be disconnected from host network or connected to host network`);
     if (record.networks?.[network.name])
       throw forbidden(`endpoint with name ${record.name} already exists in network ${network.name}`);

@@ -20,6 +20,11 @@ import { NetworkManager } from '../network/manager.js';
 import { registerContainerFsRoutes } from './fs-routes.js';
 import { startHealthChecks } from './health.js';
 import { openBuilder, registerBuildRoute } from '../build/route.js';
+import type { MetricCollector } from '../api/metrics.js';
+import { registerAuthRoute } from './auth-route.js';
+import { registerPushRoute } from './push-route.js';
+import { registerSystemDfRoute } from './system-df.js';
+import { containerMetricsCollector } from './container-metrics.js';
 
 export interface EngineWiring {
   dataRoot: string;
@@ -32,9 +37,12 @@ export interface EngineWiring {
     mtu: number;
     addressPools: Array<{ base: string; size: number }>;
     firewallTable: string;
+    cniConfigDir?: string;
   };
   router: Router;
   events: EventBus;
+  /** Where the per-container metrics collector is registered (the metrics-addr listener's registry). */
+  metrics?: { register(collector: MetricCollector): () => void };
   log: { info(message: string): void; warn(message: string): void; error(message: string): void };
 }
 
@@ -65,6 +73,7 @@ export async function startEngine(
     },
     addressPools: wiring.network.addressPools,
     firewallTable: wiring.network.firewallTable,
+    ...(wiring.network.cniConfigDir ? { cniConfigDir: wiring.network.cniConfigDir } : {}),
     log: wiring.log,
   });
   const cgroupVersion = hostCgroupHierarchies().some((h) => h.version === 1) ? 1 : 2;
@@ -86,6 +95,15 @@ export async function startEngine(
   registerVolumeRoutes(wiring.router, volumes, engine);
   registerNetworkRoutes(wiring.router, engine);
   registerContainerFsRoutes(wiring.router, engine);
+  registerAuthRoute(wiring.router, images.registry);
+  registerPushRoute(wiring.router, images);
+  registerSystemDfRoute(wiring.router, engine);
+  const unregisterMetrics = wiring.metrics?.register(
+    containerMetricsCollector({
+      containers: () => engine.containers.list(),
+      stats: (id) => engine.cgroupStats(id),
+    }),
+  );
   const healthChecks = startHealthChecks(engine);
   registerBuildRoute(
     wiring.router,
@@ -105,6 +123,7 @@ export async function startEngine(
   };
   const close = async (): Promise<void> => {
     healthChecks.close();
+    unregisterMetrics?.();
     await networks.close();
   };
   return { engine, info, close };

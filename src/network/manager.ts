@@ -18,6 +18,8 @@ import { bipPool, Ipam, planNetworkPools, type AddressPool, type PlannedPool } f
 import { Firewall } from './firewall.js';
 import { HostPorts, type PortReservation } from './host-ports.js';
 import { NetworkDnsServer, upstreamsFromResolvConf } from './dns-server.js';
+import { CniClient, loadConfDir, type CniResult } from './cni/index.js';
+import { createHash } from 'node:crypto';
 
 export interface NetworkManagerOptions {
   dataRoot: string;
@@ -27,6 +29,9 @@ export interface NetworkManagerOptions {
   addressPools: AddressPool[];
   /** nftables table of this daemon (tests run several daemons side by side). */
   firewallTable: string;
+  /** CNI network configuration lists (each one a network of driver `cni`) and plugin folders. */
+  cniConfigDir?: string;
+  cniPluginDirs?: string[];
   log: { info(message: string): void; warn(message: string): void; error(message: string): void };
 }
 
@@ -88,6 +93,7 @@ export class NetworkManager {
     private readonly netlink: Netlink,
     private readonly firewall: Firewall,
     private readonly hostPorts: HostPorts,
+    private readonly cni: CniClient,
   ) {}
 
   static async open(options: NetworkManagerOptions): Promise<NetworkManager> {
@@ -97,10 +103,15 @@ export class NetworkManager {
       Netlink.start(),
       new Firewall({ table: options.firewallTable }),
       new HostPorts(),
+      new CniClient({
+        cacheDir: join(options.dataRoot, 'cni'),
+        ...(options.cniPluginDirs ? { pluginDirs: options.cniPluginDirs } : {}),
+      }),
     );
     await mkdir(manager.sandboxDir, { recursive: true, mode: 0o700 });
     manager.upstreams = upstreamsFromResolvConf(await readFile('/etc/resolv.conf', 'utf8').catch(() => ''));
     await manager.ensurePredefined();
+    await manager.loadCniNetworks();
     await manager.netlink.run([{ op: 'sysctl', key: ['net', 'ipv4', 'ip_forward'], value: '1' }]);
     for (const network of manager.store.list()) {
       if (network.driver !== 'bridge') continue;
@@ -190,6 +201,43 @@ export class NetworkManager {
     }
   }
 
+  /**
+   * Every configuration list in the CNI folder is a network named by the list (driver `cni`);
+   * lists that left the folder take their network with them. IDs derive from the name, so they
+   * are stable across restarts.
+   */
+  private async loadCniNetworks(): Promise<void> {
+    const dir = this.options.cniConfigDir;
+    const lists = dir ? await loadConfDir(dir) : [];
+    const seen = new Set<string>();
+    for (const list of lists) {
+      const existing = this.store.find(list.name);
+      if (existing && existing.driver !== 'cni') {
+        this.options.log.warn(
+          `CNI network ${list.name} is ignored: a ${existing.driver} network has that name`,
+        );
+        continue;
+      }
+      seen.add(list.name);
+      await this.store.save({
+        id: existing?.id ?? createHash('sha256').update(`cni:${list.name}`).digest('hex'),
+        name: list.name,
+        driver: 'cni',
+        created: existing?.created ?? new Date().toISOString(),
+        internal: false,
+        attachable: true,
+        enableIPv6: false,
+        options: {},
+        labels: {},
+        ipam: { driver: 'cni', options: null, config: [] },
+        userSubnets: false,
+        cni: { list },
+      });
+    }
+    for (const network of this.store.list())
+      if (network.driver === 'cni' && !seen.has(network.name)) await this.store.remove(network.id);
+  }
+
   private usedSubnets(): string[] {
     return this.store.list().flatMap((n) => n.ipam.config.map((c) => c.Subnet));
   }
@@ -211,8 +259,12 @@ export class NetworkManager {
     const driver = request.Driver || 'bridge';
     if (driver === 'host' || driver === 'null')
       throw forbidden(`only one instance of "${driver}" network is allowed`);
+    if (driver === 'cni')
+      throw invalidArgument(
+        `CNI networks are declared by configuration lists in ${this.options.cniConfigDir ?? 'the CNI configuration folder (cni-config-dir)'}`,
+      );
     if (driver !== 'bridge')
-      throw invalidArgument(`plugin "${driver}" not found: berth supports the bridge driver`);
+      throw invalidArgument(`plugin "${driver}" not found: berth supports the bridge and cni drivers`);
     if (this.store.nameTaken(name)) throw conflict(`network with name ${name} already exists`);
     const options = { ...(request.Options ?? {}) };
     for (const key of Object.keys(options))
@@ -264,6 +316,8 @@ export class NetworkManager {
     const network = this.store.get(reference);
     if (isPredefined(network.name))
       throw forbidden(`${network.name} is a pre-defined network and cannot be removed`);
+    if (network.driver === 'cni')
+      throw forbidden(`${network.name} is a CNI network: remove its configuration list to remove it`);
     if (this.endpointsOn(network.id).length > 0 || containersUsing.length > 0)
       throw forbidden(
         `error while removing network: network ${network.name} id ${network.id} has active endpoints`,
@@ -410,6 +464,7 @@ export class NetworkManager {
     ifName: string,
     primary: boolean,
   ): Promise<Endpoint> {
+    if (network.driver === 'cni') return this.attachCni(owner, netnsPath, network, settings, ifName);
     if (network.driver !== 'bridge' || !network.bridge)
       throw invalidArgument(`network ${network.name} has no bridge to attach to`);
     const ipam = await this.openIpam(network);
@@ -462,12 +517,53 @@ export class NetworkManager {
     return endpoint;
   }
 
+  /** A CNI network's plugins (ADD) set up the interface; berth records what they report. */
+  private async attachCni(
+    owner: EndpointOwner,
+    netnsPath: string,
+    network: NetworkRecord,
+    settings: { Aliases?: string[] | null },
+    ifName: string,
+  ): Promise<Endpoint> {
+    const list = network.cni?.list;
+    if (!list) throw invalidArgument(`network ${network.name} has no CNI configuration`);
+    const result = await this.cni.add(list, { containerId: owner.id, netns: netnsPath, ifName });
+    const address = (family: 4 | 6): Endpoint['ipv4'] => {
+      const ip = result.ips.find((entry) => (family === 6) === entry.address.includes(':'));
+      if (!ip) return undefined;
+      const [addr = '', prefix = '0'] = ip.address.split('/');
+      return { address: addr, prefixLen: Number(prefix), gateway: ip.gateway ?? '' };
+    };
+    const ipv4 = address(4);
+    const ipv6 = address(6);
+    const endpoint: Endpoint = {
+      networkId: network.id,
+      endpointId: randomBytes(32).toString('hex'),
+      ifName,
+      hostIf: '',
+      macAddress: containerMac(result, ifName),
+      ...(ipv4 ? { ipv4 } : {}),
+      ...(ipv6 ? { ipv6 } : {}),
+      aliases: [...(settings.Aliases ?? [])],
+    };
+    this.index(network.id, owner, endpoint);
+    return endpoint;
+  }
+
   /**
    * The endpoint goes. `deleteLink` false when its namespace goes too: the kernel then destroys
    * the veth pair with the namespace, without the synchronous wait a link deletion costs.
    */
   async detach(containerId: string, endpoint: Endpoint, deleteLink = true): Promise<void> {
     this.endpoints.get(endpoint.networkId)?.delete(containerId);
+    const network = this.store.find(endpoint.networkId);
+    if (network?.driver === 'cni' && network.cni) {
+      // DEL runs while the namespace still exists (the plugins clean up inside it).
+      await this.cni
+        .del(network.cni.list, { containerId, netns: this.sandboxPath(containerId), ifName: endpoint.ifName })
+        .catch((err: unknown) => this.options.log.warn(`CNI DEL on ${network.name}: ${describeError(err)}`));
+      return;
+    }
     if (deleteLink)
       await this.netlink
         .run([{ op: 'link-delete', dev: endpoint.hostIf }])
@@ -478,6 +574,10 @@ export class NetworkManager {
   /** Reserve the host ports (a conflict fails here, like Docker) and forward them. */
   async publish(owner: EndpointOwner, requests: PortRequest[], endpoint: Endpoint): Promise<PortMapping[]> {
     const network = this.store.get(endpoint.networkId);
+    if (network.driver !== 'bridge')
+      throw invalidArgument(
+        `publishing ports on the ${network.driver} network ${network.name} is not supported`,
+      );
     const containerIp = endpoint.ipv4?.address ?? endpoint.ipv6?.address ?? '';
     const mappings: PortMapping[] = [];
     const reservations: PortReservation[] = [];
@@ -583,4 +683,9 @@ export class NetworkManager {
       for (const r of entry.reservations) await this.hostPorts.release(r);
     await this.netlink.close();
   }
+}
+
+/** The MAC the plugins report for the container's interface, if any. */
+function containerMac(result: CniResult, ifName: string): string {
+  return result.interfaces.find((i) => i.name === ifName && i.sandbox)?.mac ?? '';
 }

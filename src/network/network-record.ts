@@ -1,9 +1,11 @@
+import type { CniNetworkList } from './cni/index.js';
+
 /**
  * What berthd keeps of a network (`<dataRoot>/networks/<id>/network.json`) and of a container's
  * endpoint on it. The Docker JSON shapes of `/networks` are rendered from these.
  */
 
-export type NetworkDriver = 'bridge' | 'host' | 'null';
+export type NetworkDriver = 'bridge' | 'host' | 'null' | 'cni';
 
 export interface IpamPoolConfig {
   Subnet: string;
@@ -31,13 +33,15 @@ export interface NetworkRecord {
   mtu?: number;
   /** The daemon's default network (`bridge`): no DNS of its own, legacy behaviour. */
   isDefault?: boolean;
+  /** CNI driver: the network configuration list its plugins run with. */
+  cni?: { list: CniNetworkList };
 }
 
 /** A container's endpoint on a network, while it is connected and running. */
 export interface Endpoint {
   networkId: string;
   endpointId: string;
-  /** Interface name inside the container (eth0, eth1, ...) and the host side of the veth. */
+  /** Interface name inside the container (eth0, eth1, ...) and the host side of the veth ('' when a CNI plugin made it). */
   ifName: string;
   hostIf: string;
   macAddress: string;

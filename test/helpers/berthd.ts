@@ -76,6 +76,7 @@ export async function berthdArgs(
   // Daemons of tests running side by side get their own bridge, address pool and firewall table.
   const config = options.config ?? {};
   if (!('bridge' in config)) args.push('--bridge', sandbox.name('br'));
+  if (!('cni-config-dir' in config)) args.push('--cni-config-dir', join(sandbox.root, 'cni'));
   if (!('default-address-pools' in config) && !('bip' in config) && t)
     args.push('--default-address-pool', `base=${await testSubnet(t)},size=24`);
   if (options.socket !== false) args.push('-H', `unix://${socket}`);

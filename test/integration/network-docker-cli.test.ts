@@ -9,6 +9,9 @@ import http from 'node:http';
 import { createSandbox, type Sandbox } from '../helpers/sandbox.js';
 import { startBerthd, docker, firewallTable, type Berthd } from '../helpers/berthd.js';
 import { execProgram } from '../helpers/exec.js';
+import { testSubnet } from '../helpers/test-subnets.js';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { ensureFixture } from '../../fixtures/index.js';
 
 interface Daemon {
@@ -349,4 +352,64 @@ test('container:<id> and host network modes', async (t) => {
   assert.ok(shared.includes(ip), "the second container sees the first one's address");
   const none = await ok(['run', '--rm', ...cg, '--network', 'none', 'busybox', 'ip', '-o', 'link']);
   assert.doesNotMatch(none, /eth0/);
+});
+
+test('a CNI network: declared by a configuration list, run by the standard plugins', async (t) => {
+  const sandbox = await createSandbox(t);
+  const [a = '10', b = '0'] = (await testSubnet(t)).split('.');
+  const prefix = `${a}.${b}.250`;
+  const cniDir = join(sandbox.root, 'cni');
+  const ipamData = join(sandbox.root, 'cni-ipam');
+  await mkdir(cniDir, { recursive: true });
+  await writeFile(
+    join(cniDir, '10-cninet.conflist'),
+    JSON.stringify({
+      cniVersion: '1.0.0',
+      name: 'cninet',
+      plugins: [
+        {
+          type: 'bridge',
+          bridge: sandbox.name('cn'),
+          isGateway: true,
+          ipMasq: false,
+          ipam: { type: 'host-local', ranges: [[{ subnet: `${prefix}.0/24` }]], dataDir: ipamData },
+        },
+      ],
+    }),
+  );
+  const berthd = await startBerthd(t, sandbox);
+  const run = (args: string[]): ReturnType<typeof docker> => docker(sandbox, berthd.dockerHost, args);
+  const ok = async (args: string[]): Promise<string> => {
+    const result = await run(args);
+    assert.equal(result.code, 0, `docker ${args.join(' ')}: ${result.stderr}`);
+    return result.stdout.trim();
+  };
+  await ok(['load', '-i', (await ensureFixture('busybox')).dockerArchive]);
+  const cg = ['--cgroup-parent', sandbox.cgroupParent];
+  assert.match(await ok(['network', 'ls', '--format', '{{.Name}} {{.Driver}}']), /^cninet cni$/m);
+  const first = await ok(['run', '-d', ...cg, '--network', 'cninet', 'busybox', 'sleep', '300']);
+  const ip = await ok(['inspect', '-f', '{{.NetworkSettings.Networks.cninet.IPAddress}}', first]);
+  assert.ok(ip.startsWith(`${prefix}.`), `${ip} comes from the plugin's range`);
+  const ping = await ok([
+    'run',
+    '--rm',
+    ...cg,
+    '--network',
+    'cninet',
+    'busybox',
+    'ping',
+    '-c',
+    '1',
+    '-W',
+    '2',
+    ip,
+  ]);
+  assert.match(ping, /1 packets received/);
+  const removal = await run(['network', 'rm', 'cninet']);
+  assert.notEqual(removal.code, 0);
+  assert.match(removal.stderr, /CNI network/);
+  const held = await readdir(join(ipamData, 'cninet'));
+  assert.ok(held.includes(ip), 'host-local holds the address while the container runs');
+  await ok(['rm', '-f', first]);
+  assert.ok(!(await readdir(join(ipamData, 'cninet'))).includes(ip), 'DEL released the address');
 });

@@ -64,6 +64,7 @@ test('every supported daemon.json key is read', () => {
     bip: '192.168.5.1/24',
     bridge: 'br-lan',
     mtu: 9000,
+    'cni-config-dir': '/etc/cni/net.d',
     'default-address-pools': [{ base: '10.10.0.0/16', size: 24 }],
     'userns-remap': 'default',
   });
@@ -94,6 +95,7 @@ test('every supported daemon.json key is read', () => {
     bip: '192.168.5.1/24',
     bridge: 'br-lan',
     mtu: 9000,
+    cniConfigDir: '/etc/cni/net.d',
     defaultAddressPools: [{ base: '10.10.0.0/16', size: 24 }],
     usernsRemap: 'default',
   });
