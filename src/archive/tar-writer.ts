@@ -25,6 +25,11 @@ export interface TarEntry {
   devMinor?: number;
   /** Extended attributes, written as pax SCHILY.xattr records. */
   xattrs?: Record<string, Uint8Array | string>;
+  /**
+   * Keep the path's leading '/' (stripped otherwise): Docker's archive of a container's root
+   * names its entries `/`, `/bin`, ..., which the docker CLI rebases by prefixing its target.
+   */
+  rooted?: boolean;
 }
 
 const BLOCK = 512;
@@ -104,7 +109,7 @@ function encodeHeader(fields: HeaderFields): Buffer {
  * content is streamed, `contentLength` gives its size; the content and tarPadding() follow.
  */
 export function encodeTarHeader(entry: TarEntry, contentLength?: number): Buffer[] {
-  let name = entry.path.replace(/^\/+/, '');
+  let name = entry.rooted ? entry.path.replace(/^\/+/, '/') : entry.path.replace(/^\/+/, '');
   if (entry.type === 'directory' && !name.endsWith('/')) name += '/';
   const size = entry.type === 'file' ? (contentLength ?? entry.content?.length ?? 0) : 0;
   const linkname = entry.linkTarget ?? '';

@@ -281,6 +281,7 @@ class TreeWriter {
     const stats = await lstat(hostPath);
     const base = {
       path: name,
+      ...(name.startsWith('/') ? { rooted: true } : {}),
       mode: stats.mode & 0o7777,
       uid: stats.uid,
       gid: stats.gid,
@@ -364,7 +365,8 @@ export async function archivePath(
   const stat = await statPath(view, path);
   const follow = path.endsWith('/') || path.endsWith('/.');
   await view.resolve(path, follow, async (resolved) => {
-    const name = stat.name === '/' ? '.' : stat.name;
+    // The root's entries are `/`, `/bin`, ... like dockerd's: the CLI rebases them onto its target.
+    const name = stat.name;
     const writer = new TreeWriter({ view });
     async function* tar(): AsyncGenerator<Buffer> {
       yield* writer.entry(resolved.hostPath, name, resolved.components);

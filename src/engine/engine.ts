@@ -21,6 +21,7 @@ import type { ContainerConfig, HostConfig, Resources } from './docker-types.js';
 import { containerResources } from './resources.js';
 import { availableParallelism } from 'node:os';
 import { generateName, validateName } from './names.js';
+import { initBinaryPath } from './init-binary.js';
 import { buildSpec, containerHostname } from './spec-builder.js';
 import { mergeImageConfig, processArgs } from './container-config.js';
 import {
@@ -379,6 +380,7 @@ export class Engine {
         cgroupVersion: this.options.cgroupVersion,
         ...(netnsPath ? { networkNamespacePath: netnsPath } : {}),
         namespacePath: (kind, reference) => this.sharedNamespacePath(kind, reference),
+        ...(record.hostConfig.Init === true ? { initPath: initBinaryPath() } : {}),
       });
       const bundle = this.runDir(id);
       await rm(bundle, { recursive: true, force: true });

@@ -14,6 +14,8 @@ import { statusText, type ContainerRecord } from './container-record.js';
 import type { ExecConfig, ExecManager } from './exec.js';
 import { attach } from '../runtime/attach.js';
 import { portsSummary } from './container-network.js';
+import { registryClientFor } from './auth-route.js';
+import { parseReference } from '../image/reference.js';
 
 const unix = (iso: string | undefined): number => (iso ? Math.floor(Date.parse(iso) / 1000) : 0);
 const command = (record: ContainerRecord): string => [record.path, ...record.args].join(' ');
@@ -398,10 +400,16 @@ export function registerImageRoutes(router: Router, images: ImageService, engine
         ? `${fromImage}@${tag}`
         : `${fromImage}:${tag}`
       : fromImage;
+    const registry = registryClientFor(
+      images.registry,
+      parseReference(reference).domain,
+      ctx.header('x-registry-auth'),
+    );
     const stream = ctx.stream('application/json');
     const writer = new JsonMessageWriter(stream);
     try {
       await images.pull(reference, {
+        registry,
         onProgress: (event) => void writer.send(progressMessage(event)),
         signal: stream.signal,
       });

@@ -64,6 +64,8 @@ export interface ImageServiceOptions {
 
 export interface PullImageOptions {
   platform?: Platform;
+  /** A client with the request's own credentials (X-Registry-Auth) instead of the service's. */
+  registry?: RegistryClient;
   onProgress?: ImageProgressCallback;
   signal?: AbortSignal;
 }
@@ -140,7 +142,7 @@ export class ImageService {
     const emit = options.onProgress;
     emit?.({ id: ref.tag ?? ref.digest ?? '', status: `Pulling from ${ref.path}` });
     return this.lock.withShared(async () => {
-      const result = await pull(this.registry, ref, {
+      const result = await pull(options.registry ?? this.registry, ref, {
         store: this.content,
         ...(options.platform ? { platform: options.platform } : {}),
         ...(emit ? { onProgress: emit } : {}),
@@ -183,7 +185,7 @@ export class ImageService {
   /** Push a name, or every tag of a repository when the reference has neither tag nor digest. */
   async push(
     reference: string,
-    options: { onProgress?: ImageProgressCallback } = {},
+    options: { onProgress?: ImageProgressCallback; registry?: RegistryClient } = {},
   ): Promise<PushOutcome[]> {
     const ref = parseReference(reference, { defaultTag: false });
     const repository = repositoryName(ref);
@@ -202,7 +204,7 @@ export class ImageService {
       const outcomes: PushOutcome[] = [];
       for (const name of names) {
         const resolved = this.images.resolve(name);
-        const pushed = await push(this.registry, name, {
+        const pushed = await push(options.registry ?? this.registry, name, {
           store: this.content,
           manifestDigest: resolved.target.manifest.digest,
           ...(emit ? { onProgress: emit } : {}),

@@ -1,0 +1,165 @@
+/**
+ * `GET /system/df` in Docker's shape: LayersSize, Images (Size, SharedSize, Containers),
+ * Containers (SizeRw, SizeRootFs), Volumes (UsageData) and BuildCache. Sizes are disk usage
+ * (allocated blocks): an image's size is that of its layer snapshots, so Size - SharedSize (the
+ * CLI's unique size) and LayersSize agree with each other.
+ */
+import type { Router } from '../api/router.js';
+import { invalidArgument } from '../common/errors.js';
+import { diskUsage } from '../snapshot/usage.js';
+import type { VolumeRecord } from '../volume/local.js';
+import { statusText, type ContainerRecord } from './container-record.js';
+import type { Engine } from './engine.js';
+
+export type DfType = 'container' | 'image' | 'volume' | 'build-cache';
+const DF_TYPES: readonly DfType[] = ['container', 'image', 'volume', 'build-cache'];
+
+export interface DfImage {
+  id: string;
+  repoTags: string[];
+  repoDigests: string[];
+  created?: string;
+  labels: Record<string, string>;
+  /** Chain IDs of its layers: the snapshots they are unpacked to. */
+  chainIds: string[];
+}
+
+/** Where the report's numbers come from; the engine's in berthd, fakes in unit tests. */
+export interface DfSources {
+  containers(): ContainerRecord[];
+  images(): Promise<DfImage[]>;
+  /** Disk usage of a snapshot (a layer's chain ID, a container's writable layer). */
+  snapshotSize(key: string): Promise<number>;
+  volumes(): VolumeRecord[];
+  volumeUsers(name: string): string[];
+  /** Disk usage of a directory. */
+  directorySize(path: string): Promise<number>;
+}
+
+const unix = (iso: string | undefined): number => (iso ? Math.floor(Date.parse(iso) / 1000) : 0);
+
+/** Sizes of each distinct layer, asked once each; an unreadable snapshot counts 0. */
+async function layerSizes(sources: DfSources, images: DfImage[]): Promise<Map<string, number>> {
+  const sizes = new Map<string, number>();
+  for (const chainId of new Set(images.flatMap((image) => image.chainIds)))
+    sizes.set(chainId, await sources.snapshotSize(chainId).catch(() => 0));
+  return sizes;
+}
+
+export async function diskUsageReport(
+  sources: DfSources,
+  types: ReadonlySet<DfType> = new Set(DF_TYPES),
+): Promise<Record<string, unknown>> {
+  const report: Record<string, unknown> = {};
+  const containers = sources.containers();
+  const needImages = types.has('image') || types.has('container');
+  const images = needImages ? await sources.images() : [];
+  const sizes = await layerSizes(sources, images);
+  const imageSize = (image: DfImage): number =>
+    image.chainIds.reduce((sum, chainId) => sum + (sizes.get(chainId) ?? 0), 0);
+
+  if (types.has('image')) {
+    const users = new Map<string, number>();
+    for (const chainId of images.flatMap((image) => [...new Set(image.chainIds)]))
+      users.set(chainId, (users.get(chainId) ?? 0) + 1);
+    report.LayersSize = [...sizes.values()].reduce((sum, size) => sum + size, 0);
+    report.Images = images.map((image) => {
+      const size = imageSize(image);
+      return {
+        Id: image.id,
+        ParentId: '',
+        RepoTags: image.repoTags,
+        RepoDigests: image.repoDigests,
+        Created: unix(image.created),
+        Size: size,
+        SharedSize: [...new Set(image.chainIds)]
+          .filter((chainId) => (users.get(chainId) ?? 0) > 1)
+          .reduce((sum, chainId) => sum + (sizes.get(chainId) ?? 0), 0),
+        VirtualSize: size,
+        Labels: image.labels,
+        Containers: containers.filter((c) => c.image === image.id).length,
+      };
+    });
+  }
+
+  if (types.has('container')) {
+    const byId = new Map(images.map((image) => [image.id, image]));
+    report.Containers = await Promise.all(
+      containers.map(async (record) => {
+        const sizeRw = await sources.snapshotSize(record.snapshotKey).catch(() => 0);
+        const image = byId.get(record.image);
+        return {
+          Id: record.id,
+          Names: [`/${record.name}`],
+          Image: record.imageRef,
+          ImageID: record.image,
+          Command: [record.path, ...record.args].join(' '),
+          Created: unix(record.created),
+          State: record.state.Status,
+          Status: statusText(record.state),
+          SizeRw: sizeRw,
+          SizeRootFs: sizeRw + (image ? imageSize(image) : 0),
+          Labels: record.config.Labels ?? {},
+          Mounts: [],
+        };
+      }),
+    );
+  }
+
+  if (types.has('volume')) {
+    report.Volumes = await Promise.all(
+      sources.volumes().map(async (volume) => ({
+        ...volume,
+        UsageData: {
+          Size: await sources.directorySize(volume.Mountpoint).catch(() => -1),
+          RefCount: sources.volumeUsers(volume.Name).length,
+        },
+      })),
+    );
+  }
+
+  // berth's build cache is an index of images (build/cache.ts): their layers count as images.
+  if (types.has('build-cache')) report.BuildCache = [];
+  return report;
+}
+
+/** The `type` query (API 1.42+): which parts to compute; all of them when absent. */
+export function parseDfTypes(values: string[]): Set<DfType> {
+  if (values.length === 0) return new Set(DF_TYPES);
+  for (const value of values) {
+    if (!(DF_TYPES as readonly string[]).includes(value))
+      throw invalidArgument(`unknown object type '${value}': expected one of ${DF_TYPES.join(', ')}`);
+  }
+  return new Set(values as DfType[]);
+}
+
+export function engineDfSources(engine: Engine): DfSources {
+  const { images, snapshotter, volumes } = engine.services;
+  return {
+    containers: () => engine.containers.list(),
+    images: async () => {
+      const found: DfImage[] = [];
+      for (const summary of await images.list()) {
+        const details = await images.inspect(summary.id).catch(() => undefined);
+        found.push({
+          id: summary.id,
+          repoTags: summary.repoTags,
+          repoDigests: summary.repoDigests,
+          ...(summary.created !== undefined ? { created: summary.created } : {}),
+          labels: summary.labels,
+          chainIds: details?.chainIds ?? [],
+        });
+      }
+      return found;
+    },
+    snapshotSize: async (key) => (await snapshotter.usage(key)).size,
+    volumes: () => volumes.list(),
+    volumeUsers: (name) => engine.volumeUsers(name),
+    directorySize: async (path) => (await diskUsage(path)).size,
+  };
+}
+
+export function registerSystemDfRoute(router: Router, engine: Engine): void {
+  const sources = engineDfSources(engine);
+  router.get('/system/df', async (ctx) => diskUsageReport(sources, parseDfTypes(ctx.query.strings('type'))));
+}
