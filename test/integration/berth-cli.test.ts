@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { createSandbox } from '../helpers/sandbox.js';
 import { startBerthd } from '../helpers/berthd.js';
 import { execProgram } from '../helpers/exec.js';
@@ -68,4 +68,48 @@ test('berth load, run, ps, images, rm against berthd', async (t) => {
   });
   assert.equal(noDaemon.code, 1);
   assert.match(noDaemon.stderr, /Is berthd running\? Start it with/);
+});
+
+test('berth build: a context directory, cache hits, -q, a changed file rebuilds from its COPY', async (t) => {
+  const sandbox = await createSandbox(t);
+  const berthd = await startBerthd(t, sandbox);
+  const home = join(sandbox.root, 'home');
+  await mkdir(home);
+  const berth = (args: string[], input?: string): ReturnType<typeof execProgram> =>
+    execProgram(process.execPath, [BERTH, ...args], {
+      timeoutMs: 60_000,
+      ...(input === undefined ? {} : { input }),
+      env: { PATH: process.env.PATH, HOME: home, BERTH_HOST: berthd.dockerHost },
+    });
+  const busybox = await ensureFixture('busybox');
+  assert.equal((await berth(['load', '-i', busybox.dockerArchive])).code, 0);
+  const context = join(sandbox.root, 'context');
+  await mkdir(context);
+  await writeFile(
+    join(context, 'Dockerfile'),
+    'FROM busybox\nRUN echo built > /hello\nCOPY a.txt /a.txt\nCMD ["cat", "/hello", "/a.txt"]\n',
+  );
+  await writeFile(join(context, 'a.txt'), 'first\n');
+  const built = await berth(['build', '-t', 'mine', context]);
+  assert.equal(built.code, 0, built.stderr);
+  assert.match(built.stdout, /Step 4\/4 : CMD/);
+  assert.match(built.stdout, /Successfully tagged mine:latest/);
+  const ran = await berth(['run', '--rm', '--cgroup-parent', sandbox.cgroupParent, 'mine']);
+  assert.equal(ran.stdout, 'built\nfirst\n');
+  const again = await berth(['build', '-t', 'mine', context]);
+  assert.equal((again.stdout.match(/Using cache/g) ?? []).length, 3, again.stdout);
+  const quiet = await berth(['build', '-q', context]);
+  assert.match(quiet.stdout, /^sha256:[0-9a-f]{64}\n$/);
+  await writeFile(join(context, 'a.txt'), 'second\n');
+  const changed = await berth(['build', '-t', 'mine', context]);
+  assert.equal(
+    (changed.stdout.match(/Using cache/g) ?? []).length,
+    1,
+    'only the RUN before the COPY is cached',
+  );
+  const rerun = await berth(['run', '--rm', '--cgroup-parent', sandbox.cgroupParent, 'mine']);
+  assert.equal(rerun.stdout, 'built\nsecond\n');
+  const broken = await berth(['build', '-f', '-', context], 'FROM busybox\nFROBNICATE x\n');
+  assert.notEqual(broken.code, 0);
+  assert.match(broken.stderr, /FROBNICATE|unknown instruction/i);
 });
