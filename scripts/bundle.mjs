@@ -6,6 +6,8 @@ await build({
     berth: 'src/bin/berth.ts',
     berthd: 'src/bin/berthd.ts',
     'berth-runtime': 'src/bin/berth-runtime.ts',
+    // Layer unpacking runs in worker threads: worker-pool.ts loads ./apply-worker.js beside itself.
+    'apply-worker': 'src/archive/apply-worker.ts',
   },
   outdir: 'dist/bundle',
   bundle: true,

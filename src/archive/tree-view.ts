@@ -12,7 +12,7 @@
  * under it (topmost first); lookups see the merged view the kernel will show: whiteouts (0/0
  * character devices) hide names, opaque directories hide the lower content below them.
  */
-import type { Stats } from 'node:fs';
+import { lstatSync, readlinkSync, type Stats } from 'node:fs';
 import { lstat, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errnoCode } from '../common/errors.js';
@@ -56,6 +56,26 @@ export async function lstatOrUndefined(path: string): Promise<Stats | undefined>
   }
 }
 
+/** Synchronous lstat for the apply worker, where a blocking call costs no one else anything. */
+export function lstatSyncOrUndefined(path: string): Stats | undefined {
+  try {
+    return lstatSync(path);
+  } catch (err) {
+    const code = errnoCode(err);
+    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+    throw err;
+  }
+}
+
+/** The two lookups a TreeView makes: asynchronous on the main thread, synchronous in a worker. */
+export interface TreeFs {
+  lstat(path: string): Stats | undefined | Promise<Stats | undefined>;
+  readlink(path: string): string | Promise<string>;
+}
+
+export const asyncTreeFs: TreeFs = { lstat: lstatOrUndefined, readlink: (path) => readlink(path) };
+export const syncTreeFs: TreeFs = { lstat: lstatSyncOrUndefined, readlink: (path) => readlinkSync(path) };
+
 export interface Located {
   /** -1: the upper (target) tree; otherwise the index into `lowers`. */
   layer: number;
@@ -76,6 +96,7 @@ export class TreeView {
     readonly lowers: string[],
     readonly overlay: boolean,
     private readonly helper: FsHelper,
+    private readonly fs: TreeFs = asyncTreeFs,
   ) {}
 
   upperPath(components: string[]): string {
@@ -111,7 +132,7 @@ export class TreeView {
     if (cached !== undefined) return cached;
     const visible: number[] = [];
     for (const layer of await this.lowerDirs(dir.slice(0, -1))) {
-      const stat = await lstatOrUndefined(join(this.lowers[layer] as string, ...dir));
+      const stat = await this.fs.lstat(join(this.lowers[layer] as string, ...dir));
       if (stat === undefined) continue;
       if (!stat.isDirectory()) break; // a file or whiteout hides everything below it
       visible.push(layer);
@@ -125,7 +146,7 @@ export class TreeView {
   async lookup(parent: string[], name: string): Promise<Located | undefined> {
     const components = [...parent, name];
     const upperPath = this.upperPath(components);
-    const stat = await lstatOrUndefined(upperPath);
+    const stat = await this.fs.lstat(upperPath);
     if (stat !== undefined) {
       if (this.overlay && isWhiteoutDevice(stat)) return undefined;
       return { layer: -1, stat, hostPath: upperPath };
@@ -138,7 +159,7 @@ export class TreeView {
     if (this.lowers.length === 0 || this.upperBlocksLowers(parent)) return undefined;
     for (const layer of await this.lowerDirs(parent)) {
       const hostPath = join(this.lowers[layer] as string, ...parent, name);
-      const stat = await lstatOrUndefined(hostPath);
+      const stat = await this.fs.lstat(hostPath);
       if (stat === undefined) continue;
       if (isWhiteoutDevice(stat)) return undefined;
       return { layer, stat, hostPath };
@@ -174,7 +195,7 @@ export class TreeView {
       const found = await this.lookup(resolved, part);
       if (found?.stat.isSymbolicLink()) {
         if (++followed > MAX_SYMLINKS) throw new RefusedEntry('too many levels of symbolic links');
-        const target = await readlink(found.hostPath);
+        const target = await this.fs.readlink(found.hostPath);
         if (target.startsWith('/')) resolved = [];
         for (const piece of target.split('/').reverse()) todo.push(piece);
         continue;
@@ -188,7 +209,7 @@ export class TreeView {
   /** True when every prefix of `components` in the upper tree is a real directory (not a symlink). */
   async isRealUpperDir(components: string[]): Promise<boolean> {
     for (let i = 1; i <= components.length; i++) {
-      const stat = await lstatOrUndefined(this.upperPath(components.slice(0, i)));
+      const stat = await this.fs.lstat(this.upperPath(components.slice(0, i)));
       if (stat === undefined || !stat.isDirectory()) return false;
     }
     return true;

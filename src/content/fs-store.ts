@@ -88,7 +88,8 @@ export class FsContentStore implements ContentStore {
     try {
       return JSON.parse(await readFile(this.labelsPath(hex), 'utf8')) as Record<string, string>;
     } catch (err) {
-      if (errnoCode(err) === 'ENOENT') return {};
+      // Labels are written without fsync (see setLabels): one torn by a crash counts as none.
+      if (errnoCode(err) === 'ENOENT' || err instanceof SyntaxError) return {};
       throw err;
     }
   }
@@ -159,7 +160,9 @@ export class FsContentStore implements ContentStore {
   async setLabels(digest: string, labels: Record<string, string>): Promise<BlobInfo> {
     const info = await this.requireInfo(digest);
     const merged = { ...info.labels, ...labels };
-    await writeJsonAtomic(this.labelsPath(sha256Hex(digest)), merged);
+    // Labels are hints that are learnt again (where a blob came from, its unpacked size): atomic,
+    // but not worth two fsyncs per blob of a pull.
+    await writeJsonAtomic(this.labelsPath(sha256Hex(digest)), merged, { durable: false });
     return { ...info, labels: merged };
   }
 

@@ -18,7 +18,7 @@ import { readImportTarball, type ImportOptions } from './import.js';
 import { readImageArchive, recordLoaded, type LoadOptions } from './load.js';
 import { familiarReference, parseReference, repositoryName } from './reference.js';
 import { RegistryClient } from './registry/client.js';
-import { pull } from './registry/pull.js';
+import { pull, type DownloadPlan } from './registry/pull.js';
 import { push } from './registry/push.js';
 import { planSave, writeSave } from './save.js';
 import type { HistoryItem } from './store/image-config.js';
@@ -142,11 +142,22 @@ export class ImageService {
     const emit = options.onProgress;
     emit?.({ id: ref.tag ?? ref.digest ?? '', status: `Pulling from ${ref.path}` });
     return this.lock.withShared(async () => {
+      const unpacker = this.unpacker;
       const result = await pull(options.registry ?? this.registry, ref, {
         store: this.content,
         ...(options.platform ? { platform: options.platform } : {}),
         ...(emit ? { onProgress: emit } : {}),
         ...(options.signal ? { signal: options.signal } : {}),
+        // Unpacked while later layers download, and before the image is recorded: a layer that
+        // cannot be applied fails the pull.
+        ...(unpacker
+          ? {
+              whileDownloading: async (plan: DownloadPlan) => {
+                const { configDigest: id, manifest, config, stored } = plan;
+                await unpacker({ id, manifest, config, stored }, emit);
+              },
+            }
+          : {}),
       });
       const size = async (digest: string): Promise<number> => (await this.content.info(digest))?.size ?? 0;
       const target: ImageTarget = {
@@ -163,8 +174,6 @@ export class ImageService {
           size: await size(result.indexDigest),
         };
       }
-      // Unpacked before it is recorded: a layer that cannot be applied fails the pull.
-      await this.unpackImage(result.configDigest, result.manifestDigest, emit);
       const digest = result.indexDigest ?? result.manifestDigest;
       const digestName = `${repositoryName(ref)}@${digest}`;
       const primary = nameKey(reference);

@@ -23,6 +23,8 @@ export interface AppliedLayer {
   diffId: string;
   /** True when the snapshot existed already and the layer was not unpacked again. */
   reused: boolean;
+  /** Uncompressed size of the layer, when it was read (not when the snapshot was reused unread). */
+  size?: number;
 }
 
 async function exists(snapshotter: Snapshotter, name: string): Promise<boolean> {
@@ -74,10 +76,10 @@ export async function applyLayer(
     const name = chainId(parentChainId, result.diffId);
     if (await exists(snapshotter, name)) {
       await snapshotter.remove(key);
-      return { chainId: name, diffId: result.diffId, reused: true };
+      return { chainId: name, diffId: result.diffId, reused: true, size: result.size };
     }
     await snapshotter.commit(name, key);
-    return { chainId: name, diffId: result.diffId, reused: false };
+    return { chainId: name, diffId: result.diffId, reused: false, size: result.size };
   } catch (err) {
     await snapshotter.remove(key).catch(() => undefined);
     // Another apply of the same chain committed first: use its snapshot.

@@ -5,7 +5,8 @@
  * snapshot's tree: the overlay upper directory, or a full copy), <id>/work (overlayfs's work
  * directory). A snapshot exists exactly when its info.json does: prepare writes it last, remove
  * deletes it first, so a crash leaves at most a directory without a record, which the next
- * open() deletes. Records are kept in memory; one process owns a root at a time.
+ * open() deletes. Only committed records are fsynced (see save()). Records are kept in memory;
+ * one process owns a root at a time.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rm, unlink } from 'node:fs/promises';
@@ -90,7 +91,8 @@ export abstract class BaseSnapshotter implements Snapshotter {
       try {
         record = JSON.parse(await readFile(join(this.snapshotsDir, name, RECORD), 'utf8')) as SnapshotRecord;
       } catch (err) {
-        if (errnoCode(err) !== 'ENOENT') throw err;
+        // A torn record can only be a non-durable one (see save()): as good as none.
+        if (errnoCode(err) !== 'ENOENT' && !(err instanceof SyntaxError)) throw err;
         if ((await mountsUsing(join(this.snapshotsDir, name))).length === 0)
           await rm(join(this.snapshotsDir, name), { recursive: true, force: true });
         continue;
@@ -142,7 +144,13 @@ export abstract class BaseSnapshotter implements Snapshotter {
   }
 
   private async save(record: SnapshotRecord): Promise<void> {
-    await writeJsonAtomic(join(this.dirOf(record.id), RECORD), record);
+    // Committed snapshots (image layers) are durable. An active snapshot or view is scratch
+    // space whose files are not synced either (Docker's overlay2 does not sync a container's
+    // layer records): skipping two fsyncs is most of what prepare costs. After a power loss its
+    // record may be gone or torn, and load() then treats it as never made.
+    await writeJsonAtomic(join(this.dirOf(record.id), RECORD), record, {
+      durable: record.kind === 'committed',
+    });
     this.byName.set(record.name, record);
     this.byId.set(record.id, record);
   }
@@ -192,7 +200,8 @@ export abstract class BaseSnapshotter implements Snapshotter {
       };
       const ancestors = parent === undefined ? [] : [parent, ...this.ancestors(parent)];
       try {
-        await mkdir(this.fsOf(record.id), { recursive: true });
+        await mkdir(this.dirOf(record.id));
+        await mkdir(this.fsOf(record.id));
         await this.populate(record, ancestors);
         await this.save(record);
       } catch (err) {

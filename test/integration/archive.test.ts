@@ -250,7 +250,10 @@ test('devices, owners, setuid after chown, binary security.capability and other 
   await apply(entries, mapped, {
     mode: 'flat',
     allowDevices: true,
-    idMap: (uid, gid) => [uid + 100_000, gid + 100_000],
+    idMap: {
+      uids: [{ containerID: 0, hostID: 100_000, size: 65_536 }],
+      gids: [{ containerID: 0, hostID: 100_000, size: 65_536 }],
+    },
   });
   const shifted = await lstat(join(mapped, 'home/user/tool'));
   assert.deepEqual([shifted.uid, shifted.gid, shifted.mode & 0o7777], [101_000, 101_000, 0o6755]);

@@ -29,6 +29,19 @@ export interface PullOptions {
   /** Attempts per blob; each resumes what the previous one downloaded (default 3). */
   blobAttempts?: number;
   signal?: AbortSignal;
+  /**
+   * Work on the image while its layers download (unpacking, so layer 1 is applied while later
+   * layers are still arriving). It starts once the config is stored; `stored(i)` resolves when
+   * layer i is in the content store. The pull fails if it fails, and waits for it.
+   */
+  whileDownloading?: (plan: DownloadPlan) => Promise<void>;
+}
+
+export interface DownloadPlan {
+  manifest: ImageManifest;
+  config: ImageConfig;
+  configDigest: string;
+  stored(index: number): Promise<void>;
 }
 
 export interface PullResult {
@@ -103,10 +116,8 @@ async function pullFrom(
   const { manifest, mediaType } = document;
   refuseForeignLayers(manifest, `image ${name}`);
 
-  const fetch = (
-    descriptor: Descriptor,
-    onProgress?: (current: number, total: number) => void,
-  ): Promise<void> => fetchBlob(repo, store, descriptor, options.blobAttempts ?? 3, onProgress, signal);
+  const fetch: Fetch = (descriptor, onProgress, fetchSignal = signal) =>
+    fetchBlob(repo, store, descriptor, options.blobAttempts ?? 3, onProgress, fetchSignal);
 
   await fetch(manifest.config);
   const config = parseConfig(await store.readAll(manifest.config.digest), `config of ${name}`);
@@ -123,7 +134,7 @@ async function pullFrom(
     }
   }
 
-  await pullLayers(manifest.layers, options, fetch);
+  await downloadLayers(manifest, config, options, fetch);
 
   await store.writeBlob(manifestBytes, { digest: manifestDigest });
   await recordBlobSource(store, manifestDigest, repo.endpoint.registry, repo.path);
@@ -147,10 +158,68 @@ async function pullFrom(
   return result;
 }
 
+type Fetch = (
+  descriptor: Descriptor,
+  onProgress?: (current: number, total: number) => void,
+  signal?: AbortSignal,
+) => Promise<void>;
+
+/** Download the layers, running options.whileDownloading alongside; both end before this returns. */
+async function downloadLayers(
+  manifest: ImageManifest,
+  config: ImageConfig,
+  options: PullOptions,
+  fetch: Fetch,
+): Promise<void> {
+  const work = options.whileDownloading;
+  if (work === undefined) return pullLayers(manifest.layers, options, fetch);
+  // One side failing stops the other: the downloads through this signal, the work through
+  // stored() rejecting.
+  const abort = new AbortController();
+  const signal = options.signal ? AbortSignal.any([options.signal, abort.signal]) : abort.signal;
+  const waits = new Map<
+    string,
+    { promise: Promise<void>; resolve: () => void; reject: (err: unknown) => void }
+  >();
+  for (const layer of manifest.layers) {
+    if (waits.has(layer.digest)) continue;
+    let resolve = (): void => undefined;
+    let reject = (_err: unknown): void => undefined;
+    const promise = new Promise<void>((res, rej) => ((resolve = res), (reject = rej)));
+    promise.catch(() => undefined); // a layer nobody waits for yet may fail
+    waits.set(layer.digest, { promise, resolve, reject });
+  }
+  const downloads = pullLayers(manifest.layers, { ...options, signal }, fetch, (digest) =>
+    waits.get(digest)?.resolve(),
+  ).catch((err: unknown) => {
+    for (const wait of waits.values()) wait.reject(err);
+    throw err;
+  });
+  const plan: DownloadPlan = {
+    manifest,
+    config,
+    configDigest: manifest.config.digest,
+    stored: (index) => {
+      const digest = manifest.layers[index]?.digest;
+      const wait = digest === undefined ? undefined : waits.get(digest);
+      return wait?.promise ?? Promise.reject(invalidArgument(`image has no layer ${index}`));
+    },
+  };
+  const working = work(plan).catch((err: unknown) => {
+    abort.abort(err);
+    throw err;
+  });
+  const [downloaded, worked] = await Promise.allSettled([downloads, working]);
+  // The work's own error explains more than the abort it caused in the downloads.
+  if (worked.status === 'rejected') throw worked.reason;
+  if (downloaded.status === 'rejected') throw downloaded.reason;
+}
+
 async function pullLayers(
   layers: Descriptor[],
   options: PullOptions,
-  fetch: (descriptor: Descriptor, onProgress?: (current: number, total: number) => void) => Promise<void>,
+  fetch: Fetch,
+  onStored?: (digest: string) => void,
 ): Promise<void> {
   const emit = options.onProgress;
   const concurrency = Math.max(1, options.concurrency ?? 3);
@@ -159,6 +228,7 @@ async function pullLayers(
   for (const layer of unique) {
     if (await options.store.info(layer.digest)) {
       emit?.({ id: shortDigest(layer.digest), status: PULL_STATUS.alreadyExists });
+      onStored?.(layer.digest);
     } else {
       emit?.({ id: shortDigest(layer.digest), status: PULL_STATUS.pullingFsLayer });
       missing.push(layer);
@@ -171,16 +241,21 @@ async function pullLayers(
     const id = shortDigest(layer.digest);
     const downloading = byteProgress(emit, id, PULL_STATUS.downloading);
     let verifying = false;
-    await fetch(layer, (current, total) => {
-      if (verifying) return;
-      downloading(current, total);
-      if (current === total) {
-        verifying = true;
-        emit?.({ id, status: PULL_STATUS.verifyingChecksum });
-      }
-    });
+    await fetch(
+      layer,
+      (current, total) => {
+        if (verifying) return;
+        downloading(current, total);
+        if (current === total) {
+          verifying = true;
+          emit?.({ id, status: PULL_STATUS.verifyingChecksum });
+        }
+      },
+      options.signal,
+    );
     if (!verifying) emit?.({ id, status: PULL_STATUS.verifyingChecksum });
     emit?.({ id, status: PULL_STATUS.downloadComplete });
+    onStored?.(layer.digest);
   });
 }
 

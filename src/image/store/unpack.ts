@@ -1,9 +1,8 @@
 /**
  * Unpacking an image into snapshots: each layer is applied on its parent chain and committed
- * under its chain ID (snapshot/apply-layer.ts), skipping chains already unpacked. Layers are
- * decompressed here so the uncompressed size is learnt on the way and kept as a blob label.
+ * under its chain ID (snapshot/apply-layer.ts), skipping chains already unpacked. The apply
+ * reports the uncompressed size, which is kept as a blob label.
  */
-import { openLayerStream } from '../../archive/layer-format.js';
 import { BerthError } from '../../common/errors.js';
 import { shortDigest } from '../../content/digest.js';
 import type { ContentStore } from '../../content/store.js';
@@ -18,6 +17,8 @@ export interface UnpackTarget {
   id: string;
   manifest: ImageManifest;
   config: ImageConfig;
+  /** During a pull: resolves when layer i is in the content store (all are, without it). */
+  stored?: (index: number) => Promise<void>;
 }
 
 /** Make an image's layers available as snapshots; returns the top chain ID (undefined without layers). */
@@ -58,25 +59,25 @@ export function snapshotUnpacker(snapshotter: Snapshotter, content: ContentStore
         parent = expected;
         continue;
       }
+      await image.stored?.(i);
       const id = shortDigest(layer.digest);
       const extracting = byteProgress(onProgress, id, 'Extracting');
       const blob = await content.read(layer.digest);
-      const stream = await openLayerStream(
-        counted(blob, (current) => extracting(current, layer.size)),
-        { mediaType: layer.mediaType },
-      );
+      // Image layers may carry device nodes (a Debian root filesystem has /dev/console, ...):
+      // like Docker, root creates them; they stay inside the snapshot either way. The apply
+      // decompresses (in its worker) and checks the media type against the magic bytes.
       let applied: AppliedLayer;
       try {
-        // Image layers may carry device nodes (a Debian root filesystem has /dev/console, ...):
-        // like Docker, root creates them; they stay inside the snapshot either way.
-        applied = await applyLayer(snapshotter, stream.source.rest(), parent, {
-          diffId,
-          allowDevices: process.getuid?.() === 0,
-        });
+        applied = await applyLayer(
+          snapshotter,
+          counted(blob, (current) => extracting(current, layer.size)),
+          parent,
+          { diffId, mediaType: layer.mediaType, allowDevices: process.getuid?.() === 0 },
+        );
       } finally {
-        await stream.source.close(); // the blob is closed even when the apply never read it
+        blob.destroy(); // closed even when the apply never read it
       }
-      await recordUnpackedSize(content, layer.digest, stream.size);
+      if (applied.size !== undefined) await recordUnpackedSize(content, layer.digest, applied.size);
       onProgress?.({ id, status: 'Pull complete' });
       parent = applied.chainId;
     }
