@@ -413,3 +413,135 @@ test('a CNI network: declared by a configuration list, run by the standard plugi
   await ok(['rm', '-f', first]);
   assert.ok(!(await readdir(join(ipamData, 'cninet'))).includes(ip), 'DEL released the address');
 });
+
+test('IPv6 dual stack, --mac-address, --dns options and --add-host', async (t) => {
+  const { ok, cg } = await daemonWithBusybox(t);
+  await ok(['network', 'create', '--ipv6', '--subnet', 'fd00:b0e7:1::/64', 'dual']);
+  const shown = await ok([
+    'run',
+    '--rm',
+    ...cg,
+    '--network',
+    'dual',
+    '--mac-address',
+    '02:42:de:ad:be:ef',
+    'busybox',
+    'ip',
+    '-o',
+    'addr',
+    'show',
+    'eth0',
+  ]);
+  assert.match(shown, /inet 10\.\d+\.\d+\.\d+\/24/);
+  assert.match(shown, /inet6 fd00:b0e7:1::[0-9a-f]+\/64/);
+  const link = await ok([
+    'run',
+    '--rm',
+    ...cg,
+    '--network',
+    'dual',
+    '--mac-address',
+    '02:42:de:ad:be:ef',
+    'busybox',
+    'ip',
+    'link',
+    'show',
+    'eth0',
+  ]);
+  assert.match(link, /link\/ether 02:42:de:ad:be:ef/);
+  const server = await ok([
+    'run',
+    '-d',
+    ...cg,
+    '--network',
+    'dual',
+    '--name',
+    'six',
+    'busybox',
+    'sleep',
+    '300',
+  ]);
+  const v6 = await ok(['inspect', '-f', '{{.NetworkSettings.Networks.dual.GlobalIPv6Address}}', server]);
+  assert.match(v6, /^fd00:b0e7:1::/);
+  const ping6 = await ok([
+    'run',
+    '--rm',
+    ...cg,
+    '--network',
+    'dual',
+    'busybox',
+    'ping',
+    '-6',
+    '-c',
+    '1',
+    '-W',
+    '2',
+    v6,
+  ]);
+  assert.match(ping6, /1 packets received/);
+  const files = await ok([
+    'run',
+    '--rm',
+    ...cg,
+    '--dns',
+    '192.0.2.53',
+    '--dns-search',
+    'example.test',
+    '--dns-option',
+    'ndots:2',
+    '--add-host',
+    'db.local:192.0.2.7',
+    '--hostname',
+    'box',
+    'busybox',
+    'sh',
+    '-c',
+    'cat /etc/resolv.conf /etc/hosts; hostname',
+  ]);
+  assert.match(files, /nameserver 192\.0\.2\.53/);
+  assert.match(files, /search example\.test/);
+  assert.match(files, /options ndots:2/);
+  assert.match(files, /192\.0\.2\.7\tdb\.local/);
+  assert.match(files, /\tbox\n/);
+  assert.match(files, /\nbox$/);
+});
+
+test('published ports survive a berthd crash (live restore) and their rules go with the container', async (t) => {
+  const { ok, cg, sandbox, berthd } = await daemonWithBusybox(t);
+  const web = await ok([
+    'run',
+    '-d',
+    ...cg,
+    '-p',
+    '127.0.0.1::8080',
+    'busybox',
+    'httpd',
+    '-f',
+    '-p',
+    '8080',
+    '-h',
+    '/etc',
+  ]);
+  const port = Number(/:(\d+)$/m.exec(await ok(['port', web, '8080']))?.[1]);
+  assert.equal((await httpGetRetry(port, '/hostname')).body.trim(), web.slice(0, 12));
+  await berthd.stop('SIGKILL');
+  // The container and its forward outlive the daemon.
+  assert.equal((await httpGetRetry(port, '/hostname')).body.trim(), web.slice(0, 12));
+  const again = await startBerthd(t, sandbox);
+  const run = (args: string[]): ReturnType<typeof docker> => docker(sandbox, again.dockerHost, args);
+  const status = await run([
+    'inspect',
+    '-f',
+    '{{.State.Status}} {{(index (index .NetworkSettings.Ports "8080/tcp") 0).HostPort}}',
+    web,
+  ]);
+  assert.equal(status.stdout.trim(), `running ${port}`);
+  const table = await execProgram('nft', ['list', 'table', 'inet', firewallTable(sandbox)]);
+  assert.match(table.stdout, new RegExp(`dport ${port}\\b`), 'the restarted daemon rebuilt the forward');
+  // The port stays reserved: another container cannot take it.
+  const clash = await run(['run', '-d', ...cg, '-p', `127.0.0.1:${port}:80`, 'busybox', 'true']);
+  assert.notEqual(clash.code, 0);
+  assert.equal((await run(['rm', '-f', web])).code, 0);
+  const after = await execProgram('nft', ['list', 'table', 'inet', firewallTable(sandbox)]);
+  assert.doesNotMatch(after.stdout, new RegExp(`dport ${port}\\b`));
+});
