@@ -154,6 +154,7 @@ export async function startDaemon(config: DaemonConfig, cmd: CommandLine, log: L
       execRoot: config.execRoot,
       insecureRegistries: config.insecureRegistries,
       registryMirrors: config.registryMirrors,
+      ...(config.usernsRemap ? { usernsRemap: config.usernsRemap } : {}),
       network: {
         bridge: config.bridge,
         ...(config.bip ? { bip: config.bip } : {}),

@@ -11,6 +11,7 @@ import { conflict, describeError, invalidArgument, notFound } from '../common/er
 import type { ImageService } from '../image/image-service.js';
 import type { Snapshotter } from '../snapshot/snapshotter.js';
 import { mountAll, unmount } from '../snapshot/mount.js';
+import { mountIdmapped } from '../snapshot/idmap.js';
 import type { Runtime } from '../runtime/runtime.js';
 import { attach, type AttachSession } from '../runtime/attach.js';
 import { parseSignal } from '../runtime/signals.js';
@@ -22,6 +23,16 @@ import { containerResources } from './resources.js';
 import { availableParallelism } from 'node:os';
 import { generateName, validateName } from './names.js';
 import { initBinaryPath } from './init-binary.js';
+import {
+  applyNetworkSysctls,
+  applyOomScoreAdj,
+  checkRemappedContainer,
+  chownToRemappedRoot,
+  containerIdMap,
+  shareContainerDir,
+  takeOutsideSettings,
+  type Remap,
+} from './userns.js';
 import { buildSpec, containerHostname } from './spec-builder.js';
 import { mergeImageConfig, processArgs } from './container-config.js';
 import {
@@ -51,6 +62,8 @@ export interface EngineOptions {
   networking: ContainerNetworking;
   events: EventBus;
   cgroupVersion: 1 | 2;
+  /** The daemon's userns-remap (userns.ts), when set. */
+  userns?: Remap;
   log: { info(message: string): void; warn(message: string): void; error(message: string): void };
 }
 
@@ -159,6 +172,7 @@ export class Engine {
         `Conflict. The container name "/${name}" is already in use by container "${holder.id}". You have to remove (or rename) that container to be able to reuse that name.`,
       );
     }
+    checkRemappedContainer(this.options.userns, hostConfig);
     const image = await this.options.images.inspect(configIn.Image);
     const config = mergeImageConfig(configIn as ContainerConfig, image.imageConfig.config);
     const args = processArgs(config);
@@ -247,10 +261,12 @@ export class Engine {
 
   private async resolveMounts(record: ContainerRecord): Promise<ResolvedMount[]> {
     const requests = this.mountRequests(record.hostConfig);
+    const idMap = containerIdMap(this.options.userns, record.hostConfig);
     const resolved: ResolvedMount[] = [];
     const volumes = record.volumes ?? {};
     for (const [destination, volume] of Object.entries(volumes)) {
       const path = await this.options.volumes.mountpoint(volume.name);
+      if (idMap) await chownToRemappedRoot(path, idMap);
       // A new volume takes the image's content at its destination, on the container's first start.
       if (!record.everStarted && !volume.noCopy)
         await copyUp(join(this.rootfs(record.id), destination), path);
@@ -361,13 +377,21 @@ export class Engine {
     const rootfs = this.rootfs(id);
     await mkdir(rootfs, { recursive: true });
     await unmount(rootfs).catch(() => undefined);
-    await mountAll(await this.options.snapshotter.mounts(record.snapshotKey), rootfs);
+    const idMap = containerIdMap(this.options.userns, record.hostConfig);
+    const snapshotMounts = await this.options.snapshotter.mounts(record.snapshotKey);
+    if (idMap)
+      await mountIdmapped(snapshotMounts, rootfs, {
+        ...idMap,
+        scratch: join(this.options.execRoot, 'idmap', id),
+      });
+    else await mountAll(snapshotMounts, rootfs);
     try {
       const image = await this.options.images.inspect(record.image).catch(() => undefined);
       const netnsPath = usesManagedNetwork(record)
         ? await this.options.networking.setUp(record, Object.keys(record.config.ExposedPorts ?? {}))
         : undefined;
       await this.writeEtcFiles(record, this.hostnameOf(record));
+      if (idMap) await shareContainerDir(this.containers.dir(id), idMap);
       const spec = await buildSpec({
         id,
         name: record.name,
@@ -380,8 +404,11 @@ export class Engine {
         cgroupVersion: this.options.cgroupVersion,
         ...(netnsPath ? { networkNamespacePath: netnsPath } : {}),
         namespacePath: (kind, reference) => this.sharedNamespacePath(kind, reference),
+        ...(idMap ? { idMap } : {}),
         ...(record.hostConfig.Init === true ? { initPath: initBinaryPath() } : {}),
       });
+      const outside = takeOutsideSettings(spec);
+      await applyNetworkSysctls(outside);
       const bundle = this.runDir(id);
       await rm(bundle, { recursive: true, force: true });
       await mkdir(bundle, { recursive: true });
@@ -404,6 +431,7 @@ export class Engine {
       for (const pending of this.pendingAttach.get(id) ?? []) pending.connect(this.attachSocketPath(id));
       this.pendingAttach.delete(id);
       const watcher = await attach(this.attachSocketPath(id));
+      await applyOomScoreAdj(outside, runtimeRecord.pid);
       await this.options.runtime.start(id);
       record.state = {
         ...record.state,

@@ -89,6 +89,8 @@ export interface NamespaceOptions {
   /** The network namespace the engine prepared for a container with a network of its own. */
   networkNamespacePath?: string;
   networkDisabled: boolean;
+  /** A user namespace of the container's own (daemon userns-remap, not opted out with --userns=host). */
+  userNamespace?: boolean;
 }
 
 export function containerNamespaces(hostConfig: HostConfig, options: NamespaceOptions): Namespace[] {
@@ -122,5 +124,6 @@ export function containerNamespaces(hostConfig: HostConfig, options: NamespaceOp
   else if (ipc !== 'host') namespaces.push({ type: 'ipc' });
 
   if (cgroupnsModeOf(hostConfig, options.cgroupVersion) === 'private') namespaces.push({ type: 'cgroup' });
+  if (options.userNamespace === true) namespaces.push({ type: 'user' });
   return namespaces;
 }

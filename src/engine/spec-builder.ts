@@ -10,7 +10,7 @@ import { OCI_RUNTIME_SPEC_VERSION } from '../common/version.js';
 import { DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS } from '../oci/defaults.js';
 import { defaultSeccompProfile } from '../oci/default-seccomp.js';
 import type { ContainerConfig as ImageContainerConfig } from '../oci/image-spec.js';
-import type { Device, Linux, Process, Seccomp, Spec } from '../oci/runtime-spec.js';
+import type { Device, IdMapping, Linux, Process, Seccomp, Spec } from '../oci/runtime-spec.js';
 import type { ResolvedMount } from './binds.js';
 import { containerCapabilities, processCapabilities } from './capabilities.js';
 import { containerEnv, mergeImageConfig, processArgs, workingDir } from './container-config.js';
@@ -30,6 +30,7 @@ import { parseSecurityOpts } from './security-opt.js';
 import { containerMounts, INIT_PATH } from './spec-mounts.js';
 import { containerSysctls } from './sysctls.js';
 import { resolveUser, type ResolvedUser } from './user.js';
+import { remappedMounts } from './userns.js';
 
 /** Docker's default /dev/shm size. */
 export const DEFAULT_SHM_SIZE = 64 * 1024 * 1024;
@@ -81,6 +82,8 @@ export interface BuildSpecInput {
   cpuCount?: number;
   /** Whether the memory cgroup accounts swap (default true); without it the swap limit is dropped. */
   swapAccounting?: boolean;
+  /** Container ids -> host ids for a user namespace of the container's own (userns.ts containerIdMap). */
+  idMap?: { uids: IdMapping[]; gids: IdMapping[] };
   /** Receives Docker's warnings for settings dropped on this host. */
   onWarning?: (message: string) => void;
 }
@@ -141,6 +144,7 @@ export async function buildSpec(input: BuildSpecInput): Promise<Spec> {
     ...(input.namespacePath ? { namespacePath: input.namespacePath } : {}),
     ...(input.networkNamespacePath ? { networkNamespacePath: input.networkNamespacePath } : {}),
     networkDisabled: config.NetworkDisabled === true,
+    userNamespace: input.idMap !== undefined,
   });
   const namespaceTypes = new Set(namespaces.map((ns) => ns.type));
   const ipcMode = ipcModeOf(hostConfig);
@@ -232,6 +236,7 @@ export async function buildSpec(input: BuildSpecInput): Promise<Spec> {
     readonlyPaths: systemPathsOpen ? [] : [...(hostConfig.ReadonlyPaths ?? DEFAULT_READONLY_PATHS)],
     ...(seccomp ? { seccomp } : {}),
     ...(rootfsPropagation ? { rootfsPropagation } : {}),
+    ...(input.idMap ? { uidMappings: [...input.idMap.uids], gidMappings: [...input.idMap.gids] } : {}),
   };
 
   const spec: Spec = {
@@ -240,7 +245,13 @@ export async function buildSpec(input: BuildSpecInput): Promise<Spec> {
     root: { path: input.rootfs, readonly: hostConfig.ReadonlyRootfs === true },
     ...(namespaceTypes.has('uts') ? { hostname } : {}),
     ...(namespaceTypes.has('uts') && config.Domainname ? { domainname: config.Domainname } : {}),
-    mounts,
+    // A network namespace created with the user namespace (by the runtime) belongs to it.
+    mounts: input.idMap
+      ? remappedMounts(
+          mounts,
+          namespaces.some((ns) => ns.type === 'network' && !ns.path),
+        )
+      : mounts,
     ...(hostConfig.Annotations && Object.keys(hostConfig.Annotations).length > 0
       ? { annotations: { ...hostConfig.Annotations } }
       : {}),

@@ -25,12 +25,15 @@ import { registerAuthRoute } from './auth-route.js';
 import { registerPushRoute } from './push-route.js';
 import { registerSystemDfRoute } from './system-df.js';
 import { containerMetricsCollector } from './container-metrics.js';
+import { prepareRemappedRoot, resolveRemap } from './userns.js';
 
 export interface EngineWiring {
   dataRoot: string;
   execRoot: string;
   insecureRegistries: string[];
   registryMirrors: string[];
+  /** daemon.json `userns-remap` (userns.ts). */
+  usernsRemap?: string;
   network: {
     bridge: string;
     bip?: string;
@@ -62,7 +65,11 @@ export async function startEngine(
     containerUsing: (imageId: string) => late.engine?.usingImage(imageId),
   });
   const runtime = new Runtime(defaultRuntimeOptions(join(wiring.execRoot, 'runtime')));
-  const volumes = await VolumeStore.open(wiring.dataRoot);
+  // Remapped: named volumes live under the per-range root <data-root>/<uid>.<gid>, like dockerd's.
+  const userns = wiring.usernsRemap ? await resolveRemap(wiring.usernsRemap) : undefined;
+  const volumes = await VolumeStore.open(
+    userns ? await prepareRemappedRoot(wiring.dataRoot, userns) : wiring.dataRoot,
+  );
   const networks = await NetworkManager.open({
     dataRoot: wiring.dataRoot,
     execRoot: wiring.execRoot,
@@ -87,6 +94,7 @@ export async function startEngine(
     networking: new ContainerNetworking(networks),
     events: wiring.events,
     cgroupVersion,
+    ...(userns ? { userns } : {}),
     log: wiring.log,
   });
   late.engine = engine;
