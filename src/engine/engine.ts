@@ -23,6 +23,10 @@ import { containerResources } from './resources.js';
 import { availableParallelism } from 'node:os';
 import { generateName, validateName } from './names.js';
 import { initBinaryPath } from './init-binary.js';
+import { boundingCapabilities, devicesAt, listHostDevices } from './host.js';
+
+/** What --privileged and --cap-add ALL can grant: berthd's own bounding set. */
+const HOST_CAPABILITIES = boundingCapabilities();
 import {
   applyNetworkSysctls,
   applyOomScoreAdj,
@@ -369,7 +373,16 @@ export class Engine {
       return; // Docker answers 304 Not Modified; the route checks before calling.
     }
     record.manuallyStopped = false;
-    await this.startRecord(record);
+    try {
+      await this.startRecord(record);
+    } catch (err) {
+      // Like dockerd: a --rm container that cannot start is removed (`docker run --rm` waits for it).
+      if (record.hostConfig.AutoRemove)
+        await this.remove(record.id, { force: true }).catch((removeErr: unknown) =>
+          this.options.log.error(`removing ${record.id}: ${describeError(removeErr)}`),
+        );
+      throw err;
+    }
   }
 
   private async startRecord(record: ContainerRecord): Promise<void> {
@@ -406,6 +419,9 @@ export class Engine {
         namespacePath: (kind, reference) => this.sharedNamespacePath(kind, reference),
         ...(idMap ? { idMap } : {}),
         ...(record.hostConfig.Init === true ? { initPath: initBinaryPath() } : {}),
+        hostDevices: () => listHostDevices(),
+        statDevice: devicesAt,
+        availableCapabilities: HOST_CAPABILITIES,
       });
       const outside = takeOutsideSettings(spec);
       await applyNetworkSysctls(outside);

@@ -3,6 +3,7 @@
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
 import { createSandbox, type Sandbox } from '../helpers/sandbox.js';
 import { startBerthd, docker, type Berthd } from '../helpers/berthd.js';
 import { ensureFixture } from '../../fixtures/index.js';
@@ -427,4 +428,43 @@ test('docker update changes the limits of a running container', async (t) => {
     `${96 * 1024 * 1024} always`,
   );
   assert.equal((await run(['rm', '-f', id])).code, 0);
+});
+
+test('--privileged gets every capability and the host devices; --device; --rm of a container that cannot start', async (t) => {
+  const { sandbox, run } = await daemonWithBusybox(t);
+  const cg = ['--cgroup-parent', sandbox.cgroupParent];
+  const privileged = await run([
+    'run',
+    '--rm',
+    ...cg,
+    '--privileged',
+    'busybox',
+    'sh',
+    '-c',
+    'grep CapEff /proc/self/status; ls /dev',
+  ]);
+  assert.equal(privileged.code, 0, privileged.stderr);
+  // Every capability berthd itself may grant (this machine's bounding set can lack some).
+  const bounding = /CapBnd:\s+([0-9a-f]+)/.exec(await readFile('/proc/self/status', 'utf8'))?.[1];
+  assert.match(privileged.stdout, new RegExp(`CapEff:\\s+${bounding}\\n`));
+  assert.match(privileged.stdout, /\bloop0\b|\btty0\b/, 'host devices are there');
+  const plain = await run(['run', '--rm', ...cg, 'busybox', 'grep', 'CapEff', '/proc/self/status']);
+  assert.match(plain.stdout, /CapEff:\s+00000000a80425fb/);
+  const device = await run([
+    'run',
+    '--rm',
+    ...cg,
+    '--device',
+    '/dev/null:/dev/mynull',
+    'busybox',
+    'sh',
+    '-c',
+    'echo x > /dev/mynull && echo wrote',
+  ]);
+  assert.equal(device.stdout, 'wrote\n', device.stderr);
+  // A start that fails: the CLI must not wait forever for the --rm removal, and nothing is left.
+  const failed = await run(['run', '--rm', ...cg, '--device', '/dev/no-such-device', 'busybox', 'true']);
+  assert.notEqual(failed.code, 0);
+  assert.match(failed.stderr, /no-such-device/);
+  assert.equal((await run(['ps', '-aq'])).stdout, '');
 });
