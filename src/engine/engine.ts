@@ -94,6 +94,8 @@ export class Engine {
     Array<{ connect: (socket: string) => void; fail: (err: unknown) => void }>
   >();
   private readonly exits = new Map<string, Promise<void>>();
+  /** Names of containers whose create is under way. */
+  private readonly creating = new Set<string>();
 
   private constructor(
     private readonly options: EngineOptions,
@@ -167,15 +169,34 @@ export class Engine {
     const { HostConfig: hostConfigIn, NetworkingConfig: networkingConfig, ...configIn } = body;
     const hostConfig: HostConfig = hostConfigIn ?? {};
     if (!configIn.Image) throw invalidArgument('Config cannot be empty in order to create a container');
-    const name = requestedName
-      ? validateName(requestedName)
-      : generateName((n) => this.containers.nameTaken(n));
-    if (this.containers.nameTaken(name)) {
-      const holder = this.containers.get(name);
+    const taken = (n: string): boolean => this.containers.nameTaken(n) || this.creating.has(n);
+    const name = requestedName ? validateName(requestedName) : generateName(taken);
+    if (taken(name)) {
+      const holder = this.containers.find(name)?.id ?? 'being created';
       throw conflict(
-        `Conflict. The container name "/${name}" is already in use by container "${holder.id}". You have to remove (or rename) that container to be able to reuse that name.`,
+        `Conflict. The container name "/${name}" is already in use by container "${holder}". You have to remove (or rename) that container to be able to reuse that name.`,
       );
     }
+    // Held until the record exists: concurrent creates must not pick the same name.
+    this.creating.add(name);
+    try {
+      return await this.createNamed(
+        name,
+        { ...configIn, Image: configIn.Image },
+        hostConfig,
+        networkingConfig,
+      );
+    } finally {
+      this.creating.delete(name);
+    }
+  }
+
+  private async createNamed(
+    name: string,
+    configIn: Omit<CreateRequest, 'HostConfig' | 'NetworkingConfig'> & { Image: string },
+    hostConfig: HostConfig,
+    networkingConfig: CreateRequest['NetworkingConfig'],
+  ): Promise<{ Id: string; Warnings: string[] }> {
     checkRemappedContainer(this.options.userns, hostConfig);
     const image = await this.options.images.inspect(configIn.Image);
     const config = mergeImageConfig(configIn as ContainerConfig, image.imageConfig.config);

@@ -468,3 +468,20 @@ test('--privileged gets every capability and the host devices; --device; --rm of
   assert.match(failed.stderr, /no-such-device/);
   assert.equal((await run(['ps', '-aq'])).stdout, '');
 });
+
+test('concurrent creates get distinct generated names, and one explicit name goes to one of them', async (t) => {
+  const { sandbox, run } = await daemonWithBusybox(t);
+  const cg = ['--cgroup-parent', sandbox.cgroupParent];
+  const created = await Promise.all(
+    Array.from({ length: 24 }, () => run(['create', ...cg, 'busybox', 'true'])),
+  );
+  for (const result of created) assert.equal(result.code, 0, result.stderr);
+  const names = (await run(['ps', '-a', '--format', '{{.Names}}'])).stdout.trim().split('\n');
+  assert.equal(names.length, 24);
+  assert.equal(new Set(names).size, 24, 'no generated name twice');
+  const same = await Promise.all(
+    Array.from({ length: 6 }, () => run(['create', ...cg, '--name', 'only-one', 'busybox', 'true'])),
+  );
+  assert.equal(same.filter((r) => r.code === 0).length, 1);
+  for (const loser of same.filter((r) => r.code !== 0)) assert.match(loser.stderr, /already in use/);
+});
