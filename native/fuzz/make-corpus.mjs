@@ -14,6 +14,8 @@ const minimal = encodePlan([exec]);
 const full = encodePlan([
   ops.joinNs('/proc/1/ns/net', 0x40000000),
   ops.cloneFlags(0x20000000 | 0x00020000 | 0x04000000 | 0x08000000 | 0x10000000),
+  ops.cgroupJoin('/sys/fs/cgroup/memory/berth/c/tasks'),
+  ops.cloneIntoCgroup('/sys/fs/cgroup/unified/berth/c'),
   ops.uidMap('0 100000 65536\n'),
   ops.gidMap('0 100000 65536\n'),
   ops.setgroups('deny'),
@@ -96,4 +98,6 @@ write('bad-utf8.bin', lastByte(0xff));
 write('bad-no-exec.bin', encodePlan([ops.sethostname('x')]));
 write('bad-argc.bin', encodePlan([{ op: 126, fields: [{ n: 5 }, { s: '/bin/sh' }] }]));
 write('bad-wait-start.bin', encodePlan([ops.waitStart(), exec]));
+write('bad-cgroup-relative.bin', encodePlan([ops.cgroupJoin('tasks'), exec]));
+write('bad-clone-into-twice.bin', encodePlan([ops.cloneIntoCgroup('/a'), ops.cloneIntoCgroup('/b'), exec]));
 write('bad-stdio-console.bin', encodePlan([ops.consoleSocket('/s', 24, 80), ops.stdioPipes(), exec]));

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include <linux/sched.h>
 
 #include "shim.h"
 
@@ -188,7 +189,22 @@ static int run_op(struct init_state *s, const struct plan_op *op, struct failure
     return fail(f, ENOSYS, "op %u is not a container operation", op->code);
 }
 
-static void __attribute__((noreturn)) init_main(struct launch *l)
+/* CGROUP_JOIN: "0" moves the writing thread alone, which the kernel does without the global
+ * threadgroup lock that writing a pid takes (a full RCU grace period on cgroup v1). child1 opened
+ * the files as the caller, before joining any namespace; the kernel checks the opener. */
+static void join_cgroups(struct launch *l, const int *fds)
+{
+    struct failure f;
+    for (uint32_t i = 0; i < l->plan->nops; i++) {
+        if (l->plan->ops[i].code != OP_CGROUP_JOIN) continue;
+        if (write_all(fds[i], "0", 1) < 0)
+            die_op(l, (int)i, (fail(&f, errno, "writing %s", l->plan->ops[i].f[0].s), &f));
+        close(fds[i]);
+    }
+    if (l->cgroup_joins > 0) send_msg(l->chan, "joined", -1);
+}
+
+static void __attribute__((noreturn)) init_main(struct launch *l, const int *fds)
 {
     struct failure f;
     struct sigaction dfl = {.sa_handler = SIG_DFL};
@@ -196,6 +212,11 @@ static void __attribute__((noreturn)) init_main(struct launch *l)
     for (int sig = 1; sig < NSIG; sig++) sigaction(sig, &dfl, NULL);
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
+    /* STDIO_PIPES: the shim's pipes become fds 0-2. */
+    for (int fd = 0; fd <= 2; fd++)
+        if (l->stdio[fd] >= 0 && dup2(l->stdio[fd], fd) < 0)
+            die_op(l, -1, (fail(&f, errno, "dup2 onto fd %d", fd), &f));
+    join_cgroups(l, fds);
     close_unneeded(l);
     if (!l->setup_terminal) setsid();
 
@@ -212,24 +233,60 @@ static void __attribute__((noreturn)) init_main(struct launch *l)
     _exit(1); /* not reached: the plan ends with EXEC */
 }
 
+/* The host paths child1 (or the shim, creating init directly) opens before any namespace is
+ * joined: JOIN_NS, CGROUP_JOIN and CLONE_INTO_CGROUP (joining a mount namespace would change what
+ * they name). fds[i] is op i's fd; -1 and *index on failure. */
+int open_host_paths(const struct plan *p, int *fds, struct failure *f, int *index)
+{
+    for (uint32_t i = 0; i < p->nops; i++) {
+        const struct plan_op *op = &p->ops[i];
+        int flags = op->code == OP_JOIN_NS             ? O_RDONLY
+                    : op->code == OP_CGROUP_JOIN        ? O_WRONLY
+                    : op->code == OP_CLONE_INTO_CGROUP ? O_RDONLY | O_DIRECTORY
+                                                        : -1;
+        fds[i] = -1;
+        if (flags < 0) continue;
+        fds[i] = open(op->f[0].s, flags | O_CLOEXEC);
+        if (fds[i] < 0) return *index = (int)i, fail(f, errno, "opening %s", op->f[0].s);
+    }
+    return 0;
+}
+
+/* Creates init with a fork-like clone (no new stack: the caller is single-threaded); in init this
+ * does not return. CLONE_INTO_CGROUP (cgroup v2) makes init in its cgroup, with no migration
+ * afterwards. Returns init's pid, or -1 with *index. */
+long clone_init(struct launch *l, const int *fds, struct failure *f, int *index)
+{
+    const struct plan *p = l->plan;
+    long pid;
+    if (l->clone_into_index >= 0) {
+        struct clone_args args;
+        memset(&args, 0, sizeof args);
+        args.flags = l->clone_flags | CLONE_INTO_CGROUP;
+        args.exit_signal = SIGCHLD;
+        args.cgroup = (uint64_t)fds[l->clone_into_index];
+        pid = syscall(SYS_clone3, &args, sizeof args);
+        if (pid < 0)
+            return *index = l->clone_into_index,
+                   fail(f, errno, "clone3 into cgroup %s (flags 0x%llx)", p->ops[l->clone_into_index].f[0].s,
+                        (unsigned long long)l->clone_flags);
+    } else {
+        pid = syscall(SYS_clone, (unsigned long)l->clone_flags | SIGCHLD, 0, NULL, NULL, 0);
+        if (pid < 0)
+            return *index = l->clone_index, fail(f, errno, "clone (flags 0x%llx)", (unsigned long long)l->clone_flags);
+    }
+    if (pid == 0) init_main(l, fds);
+    return pid;
+}
+
 void child1_main(struct launch *l)
 {
     const struct plan *p = l->plan;
     struct failure f;
+    int index;
     int *fds = calloc(p->nops, sizeof *fds);
     if (!fds) die_op(l, -1, (fail(&f, ENOMEM, "child1"), &f));
-    /* STDIO_PIPES: init (cloned from here) starts with the shim's pipes as fds 0-2. */
-    for (int fd = 0; fd <= 2; fd++)
-        if (l->stdio[fd] >= 0 && dup2(l->stdio[fd], fd) < 0)
-            die_op(l, -1, (fail(&f, errno, "dup2 onto fd %d", fd), &f));
-    /* Namespace paths are host paths: open them all before joining any (joining a mount namespace
-     * would change what they name). */
-    for (uint32_t i = 0; i < p->nops; i++) {
-        const struct plan_op *op = &p->ops[i];
-        if (op->code != OP_JOIN_NS) continue;
-        fds[i] = open(op->f[0].s, O_RDONLY | O_CLOEXEC);
-        if (fds[i] < 0) die_op(l, (int)i, (fail(&f, errno, "opening %s", op->f[0].s), &f));
-    }
+    if (open_host_paths(p, fds, &f, &index) < 0) die_op(l, index, &f);
     for (uint32_t i = 0; i < p->nops; i++) {
         const struct plan_op *op = &p->ops[i];
         if (op->code == OP_JOIN_NS && setns(fds[i], (int)op->f[1].n) < 0)
@@ -241,10 +298,8 @@ void child1_main(struct launch *l)
         if (unshare(CLONE_NEWTIME) < 0) die_op(l, (int)i, (fail(&f, errno, "unshare CLONE_NEWTIME"), &f));
         if (write_file("/proc/self/timens_offsets", op->f[0].s, &f) < 0) die_op(l, (int)i, &f);
     }
-    /* Fork-like clone (no new stack): safe in this single-threaded process. */
-    long pid = syscall(SYS_clone, (unsigned long)l->clone_flags | SIGCHLD, 0, NULL, NULL, 0);
-    if (pid < 0) die_op(l, l->clone_index, (fail(&f, errno, "clone (flags 0x%llx)", (unsigned long long)l->clone_flags), &f));
-    if (pid == 0) init_main(l);
+    long pid = clone_init(l, fds, &f, &index);
+    if (pid < 0) die_op(l, index, &f);
     char line[32];
     snprintf(line, sizeof line, "pid %ld", pid);
     send_msg(l->chan, line, -1);

@@ -69,7 +69,7 @@ static void inspect(const struct plan *p, struct launch *l)
 {
     memset(l, 0, sizeof *l);
     l->plan = p;
-    l->clone_index = l->userns_index = l->console_index = -1;
+    l->clone_index = l->userns_index = l->console_index = l->clone_into_index = -1;
     l->console = l->chan = -1;
     l->stdio[0] = l->stdio[1] = l->stdio[2] = -1;
     for (uint32_t i = 0; i < p->nops; i++) {
@@ -78,6 +78,7 @@ static void inspect(const struct plan *p, struct launch *l)
         switch (op->code) {
         case OP_JOIN_NS:
             if (a[1].n == CLONE_NEWUSER && l->userns_index < 0) l->userns_index = (int)i;
+            l->needs_child1 = 1;
             break;
         case OP_CLONE_FLAGS:
             l->clone_flags = a[0].n;
@@ -93,6 +94,9 @@ static void inspect(const struct plan *p, struct launch *l)
             l->rows = (unsigned)a[0].n, l->cols = (unsigned)a[1].n;
             break;
         case OP_WAIT_START: l->wait_start = 1; break;
+        case OP_CLONE_INTO_CGROUP: l->clone_into_index = (int)i; break;
+        case OP_CGROUP_JOIN: l->cgroup_joins++; break;
+        case OP_TIME_OFFSETS: l->needs_child1 = 1; break;
         case OP_SETUP_TERMINAL: l->setup_terminal = 1; break;
         case OP_PRESERVE_FDS: l->preserve = (unsigned)a[0].n; break;
         }
@@ -201,6 +205,10 @@ int cmd_launch(void)
         return 1;
     }
     close(3);
+    if (len == 0) { /* a shim started ahead of need whose caller went away: nothing to do */
+        free(buf);
+        return 0;
+    }
     struct plan_error perr;
     struct plan *plan = plan_decode(buf, len, &perr);
     free(buf);
@@ -267,34 +275,63 @@ int cmd_launch(void)
         }
     }
 
-    pid_t child1 = fork();
-    if (child1 < 0) {
-        fail(&f, errno, "fork");
-        report_op(plan, plan->nops, f.err, f.detail);
-        return 1;
-    }
-    if (child1 == 0) {
-        close(sv[0]);
-        child1_main(&l);
+    /* With no namespace to enter first, the shim clones init itself; otherwise child1 does. */
+    pid_t child1 = 0, init = 0;
+    if (l.needs_child1) {
+        child1 = fork();
+        if (child1 < 0) {
+            fail(&f, errno, "fork");
+            report_op(plan, plan->nops, f.err, f.detail);
+            return 1;
+        }
+        if (child1 == 0) {
+            close(sv[0]);
+            child1_main(&l);
+        }
+    } else {
+        int *fds = calloc(plan->nops, sizeof *fds);
+        if (!fds) {
+            fail(&f, ENOMEM, "creating init");
+            report_op(plan, plan->nops, f.err, f.detail);
+            return 1;
+        }
+        long pid = open_host_paths(plan, fds, &f, &index) < 0 ? -1 : clone_init(&l, fds, &f, &index);
+        for (uint32_t i = 0; i < plan->nops; i++)
+            if (fds[i] >= 0) close(fds[i]);
+        free(fds);
+        if (pid < 0) {
+            report_op(plan, index >= 0 ? (uint32_t)index : plan->nops, f.err, f.detail);
+            return 1;
+        }
+        init = (pid_t)pid;
     }
     close(l.chan);
     if (l.console >= 0) close(l.console);
     io_forked(&l);
 
-    /* child1 answers "pid N" or an error line, then exits; init is re-parented to us. */
-    ssize_t n = recv_msg(sv[0], line, sizeof line, NULL, 0);
-    int status;
-    while (waitpid(child1, &status, 0) < 0 && errno == EINTR) {
+    /* child1 answers "pid N" or an error line, then exits; init is re-parented to us. With
+     * CGROUP_JOIN, init also says "joined" once it is in its cgroups (in either order). */
+    int joined = l.cgroup_joins == 0;
+    ssize_t n = 0;
+    while (init <= 0 || !joined) {
+        n = recv_msg(sv[0], line, sizeof line, NULL, 0);
+        if (n > 5 && strncmp(line, "pid ", 4) == 0) init = (pid_t)strtol(line + 4, NULL, 10);
+        else if (n > 0 && strcmp(line, "joined") == 0) joined = 1;
+        else break;
     }
-    pid_t init = 0;
+    int status = 0;
+    while (child1 > 0 && waitpid(child1, &status, 0) < 0 && errno == EINTR) {
+    }
     if (n > 0 && strncmp(line, "error ", 6) == 0) {
         sync_line(line);
+        if (init > 0) kill_init(init);
         return 1;
     }
-    if (n > 5 && strncmp(line, "pid ", 4) == 0) init = (pid_t)strtol(line + 4, NULL, 10);
-    if (init <= 0) {
-        fail(&f, ECHILD, "child1 ended without starting init (status 0x%x)", status);
+    if (init <= 0 || !joined) {
+        fail(&f, ECHILD, "%s (status 0x%x)",
+             init <= 0 ? "child1 ended without starting init" : "init ended before joining its cgroups", status);
         report_op(plan, plan->nops, f.err, f.detail);
+        if (init > 0) kill_init(init);
         return 1;
     }
     if (write_maps(plan, init) < 0) {

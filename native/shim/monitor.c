@@ -94,16 +94,18 @@ static void on_signal(struct state *s)
     }
 }
 
+/* The exit file lives in the runtime state directory (under /run, gone at reboot): an atomic
+ * rename is all a reader needs, so no fsync. */
 static int write_exit_file(const char *path, pid_t pid, int code, int sig)
 {
-    char tmp[PATH_MAX], dir[PATH_MAX], json[256], when[40];
+    char tmp[PATH_MAX], json[256], when[40];
     format_time(when, sizeof when);
     int len = snprintf(json, sizeof json, "{\"pid\":%d,\"exitCode\":%d,\"signal\":%d,\"finishedAt\":\"%s\"}",
                        (int)pid, code, sig, when);
     if (snprintf(tmp, sizeof tmp, "%s.%d.tmp", path, (int)getpid()) >= (int)sizeof tmp) return errno = ENAMETOOLONG, -1;
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) return -1;
-    if (write_all(fd, json, (size_t)len) < 0 || fsync(fd) < 0) {
+    if (write_all(fd, json, (size_t)len) < 0) {
         int err = errno;
         close(fd);
         unlink(tmp);
@@ -114,14 +116,6 @@ static int write_exit_file(const char *path, pid_t pid, int code, int sig)
         int err = errno;
         unlink(tmp);
         return errno = err, -1;
-    }
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (slash) *(slash == dir ? slash + 1 : slash) = 0;
-    int dfd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        fsync(dfd);
-        close(dfd);
     }
     return 0;
 }

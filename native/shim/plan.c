@@ -32,6 +32,8 @@ static const struct op_spec {
     {OP_OPEN_STDIN, "OPEN_STDIN", ""},
     {OP_LOG_JSON_FILE, "LOG_JSON_FILE", "snn"},
     {OP_ATTACH_SOCKET, "ATTACH_SOCKET", "s"},
+    {OP_CGROUP_JOIN, "CGROUP_JOIN", "s"},
+    {OP_CLONE_INTO_CGROUP, "CLONE_INTO_CGROUP", "s"},
     {OP_MOUNT, "MOUNT", "sssns"},
     {OP_MOUNT_IN_ROOT, "MOUNT_IN_ROOT", "ssssnsn"},
     {OP_REMOUNT, "REMOUNT", "ssn"},
@@ -243,7 +245,7 @@ static int check(const struct plan *plan, struct plan_error *err)
         return seterr(err, plan->nops ? plan->nops - 1 : 0, "the plan must end with EXEC"), -1;
     for (uint32_t i = 0; i < plan->nops; i++) {
         unsigned code = plan->ops[i].code;
-        int once = code < OP_FIRST_CONTAINER ? code != OP_JOIN_NS
+        int once = code < OP_FIRST_CONTAINER ? code != OP_JOIN_NS && code != OP_CGROUP_JOIN
                                              : code == OP_EXEC || code == OP_OPEN_START_FIFO || code == OP_WAIT_START ||
                                                    code == OP_SETUP_TERMINAL || code == OP_PRESERVE_FDS;
         if (once && first[code] >= 0)
@@ -271,6 +273,11 @@ static int check(const struct plan *plan, struct plan_error *err)
             if (f[0].n & ~(uint64_t)NS_CLONE_FLAGS)
                 return seterr(err, i, "op %u (%s): flags 0x%llx include non-namespace flags 0x%llx", i, name,
                               (unsigned long long)f[0].n, (unsigned long long)(f[0].n & ~(uint64_t)NS_CLONE_FLAGS)), -1;
+            break;
+        case OP_CGROUP_JOIN:
+        case OP_CLONE_INTO_CGROUP:
+            if (f[0].len == 0 || f[0].s[0] != '/')
+                return seterr(err, i, "op %u (%s): path must be absolute", i, name), -1;
             break;
         case OP_UNSHARE:
             if (f[0].n & ~(uint64_t)(NS_CLONE_FLAGS | CLONE_NEWTIME))

@@ -29,6 +29,8 @@ enum op_code {
     OP_OPEN_STDIN = 14,
     OP_LOG_JSON_FILE = 15,
     OP_ATTACH_SOCKET = 16,
+    OP_CGROUP_JOIN = 17,
+    OP_CLONE_INTO_CGROUP = 18,
     OP_MOUNT = 100,
     OP_MOUNT_IN_ROOT = 101,
     OP_REMOUNT = 102,

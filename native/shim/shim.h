@@ -26,6 +26,9 @@ struct launch {
     const struct plan *plan;
     uint64_t clone_flags;
     int clone_index;    /* CLONE_FLAGS op or -1 */
+    int clone_into_index; /* CLONE_INTO_CGROUP op or -1 */
+    int cgroup_joins;     /* CGROUP_JOIN ops: init reports `joined` once it has written them */
+    int needs_child1;     /* JOIN_NS or TIME_OFFSETS: namespaces to enter before init is cloned */
     int userns_index;   /* the op that creates or joins a user namespace, or -1 */
     int console_index;  /* CONSOLE_SOCKET op or -1 */
     int proxy;          /* TERMINAL_PROXY present */
@@ -60,6 +63,9 @@ void shim_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* container.c: child1 and init; neither returns. */
 void child1_main(struct launch *l) __attribute__((noreturn));
+/* container.c: what child1 does, for the shim when it creates init itself (no namespace to join). */
+int open_host_paths(const struct plan *p, int *fds, struct failure *f, int *index);
+long clone_init(struct launch *l, const int *fds, struct failure *f, int *index);
 
 /* mounts.c, creds.c, terminal.c: one function per op, 0 or -1 with f filled. */
 int op_mount(const struct plan_op *op, struct failure *f);

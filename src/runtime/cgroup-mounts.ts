@@ -38,6 +38,10 @@ export function parseCgroupHierarchies(mountinfo: string): CgroupHierarchy[] {
   return result;
 }
 
+let cached: CgroupHierarchy[] | undefined;
+
+/** Read once per process, like the cgroup layout: a host does not remount its cgroup hierarchies. */
 export function hostCgroupHierarchies(): CgroupHierarchy[] {
-  return parseCgroupHierarchies(readFileSync('/proc/self/mountinfo', 'utf8'));
+  cached ??= parseCgroupHierarchies(readFileSync('/proc/self/mountinfo', 'utf8'));
+  return cached;
 }

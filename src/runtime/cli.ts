@@ -311,7 +311,8 @@ async function dispatch(
   if (!specs) throw invalidArgument(`unknown command ${JSON.stringify(command)}; see berth-runtime --help`);
   const parsed = parseArgs(rest, specs, { stopAtPositional: command === 'exec' || command === 'ps' });
   const root = flagValue(global, 'root') ?? '/run/berth-runtime';
-  const runtime = new Runtime(defaultRuntimeOptions(root, flagBool(global, 'systemd-cgroup')));
+  // One container per invocation: a shim started ahead of need would only be wasted.
+  const runtime = new Runtime(defaultRuntimeOptions(root, flagBool(global, 'systemd-cgroup'), false));
   const bundle = resolve(flagValue(parsed, 'bundle') ?? '.');
   const preserveFds = Number(flagValue(parsed, 'preserve-fds') ?? '0');
   if (!Number.isInteger(preserveFds) || preserveFds < 0)

@@ -15,7 +15,7 @@ function handle(manager: CgroupManager): CgroupHandle {
     path: manager.path,
     create: () => manager.create(),
     apply: (resources) => (resources ? manager.apply(resources) : Promise.resolve()),
-    addProcess: (pid) => manager.addProcess(pid),
+    entry: manager.entry,
     freeze: () => manager.freeze(),
     thaw: () => manager.thaw(),
     frozen: async () => (await manager.state()) === 'frozen',
@@ -56,6 +56,7 @@ export const seccompCompiler: SeccompCompiler = (spec: Spec) => {
   return result;
 };
 
-export function defaultRuntimeOptions(root: string, systemdCgroup = false): RuntimeOptions {
-  return { root, cgroups: cgroupfsFactory, seccomp: seccompCompiler, systemdCgroup };
+/** `warmShim`: keep a shim started ahead of need; off for one-shot processes (the CLI). */
+export function defaultRuntimeOptions(root: string, systemdCgroup = false, warmShim = true): RuntimeOptions {
+  return { root, cgroups: cgroupfsFactory, seccomp: seccompCompiler, systemdCgroup, warmShim };
 }

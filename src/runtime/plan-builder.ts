@@ -11,6 +11,7 @@ import { RLIMITS, RLIM_INFINITY } from '../linux/rlimits.js';
 import { invalidArgument } from '../common/errors.js';
 import { CREATE, ops, type PlanOp } from './plan.js';
 import type { CgroupHierarchy } from './cgroup-mounts.js';
+import type { CgroupEntry } from '../linux/cgroups/types.js';
 
 export const CLONE_FLAG: Record<NamespaceType, number> = {
   mount: 0x00020000,
@@ -67,8 +68,21 @@ export interface CreatePlanOptions {
   cgroupHierarchies: CgroupHierarchy[];
   /** The container's cgroup path relative to each hierarchy root (for bind mounts without a cgroup namespace). */
   cgroupPath: string;
+  /** How init gets into the container's cgroup (before `pid N`). */
+  cgroupEntry: CgroupEntry;
   /** The shim holds the container's stdio: json-file log, attach socket, stdin (berthd's containers). */
   io?: ContainerIo;
+}
+
+/**
+ * The shim ops that start init in its cgroup. CLONE_INTO_CGROUP checks the move against the
+ * cgroup namespace child1 is in, where the caller's cgroup is out of sight: with a joined cgroup
+ * namespace init moves itself instead.
+ */
+function cgroupEntryOps(entry: CgroupEntry, joinsCgroupNs: boolean): PlanOp[] {
+  if (entry.kind === 'self-write') return entry.files.map((file) => ops.cgroupJoin(file));
+  if (joinsCgroupNs) return [ops.cgroupJoin(join(entry.directory, 'cgroup.procs'))];
+  return [ops.cloneIntoCgroup(entry.directory)];
 }
 
 export interface ContainerIo {
@@ -280,6 +294,7 @@ export function buildCreatePlan(spec: Spec, options: CreatePlanOptions): PlanOp[
     else if (type !== 'cgroup' && type !== 'time') cloneFlags |= CLONE_FLAG[type];
   }
   plan.push(ops.cloneFlags(cloneFlags));
+  plan.push(...cgroupEntryOps(options.cgroupEntry, namespaces.get('cgroup')?.path !== undefined));
   const newUserNs = namespaces.has('user') && namespaces.get('user')?.path === undefined;
   const inUserNs = namespaces.has('user');
   if (newUserNs) {
@@ -404,6 +419,8 @@ export interface ExecPlanOptions {
   seccomp?: { program: Uint8Array; flags: number };
   /** The shim holds the process's stdio on an attach socket (berthd's exec). */
   io?: ContainerIo;
+  /** How the process gets into the container's cgroup. */
+  cgroupEntry: CgroupEntry;
 }
 
 /** The plan that runs one more process inside a running container. */
@@ -414,6 +431,7 @@ export function buildExecPlan(process: Process, options: ExecPlanOptions): PlanO
       plan.push(ops.joinNs(`/proc/${options.pid}/ns/${NS_FILE[type]}`, CLONE_FLAG[type]));
   }
   plan.push(ops.cloneFlags(0));
+  plan.push(...cgroupEntryOps(options.cgroupEntry, options.namespaces.includes('cgroup')));
   if (options.exitFile) plan.push(ops.exitFile(options.exitFile));
   const rows = process.consoleSize?.height ?? 0;
   const cols = process.consoleSize?.width ?? 0;

@@ -25,6 +25,9 @@ export const OP = {
   OPEN_STDIN: 14,
   LOG_JSON_FILE: 15,
   ATTACH_SOCKET: 16,
+  // The cgroup init starts in (docs/shim-plan.md, "Cgroups").
+  CGROUP_JOIN: 17,
+  CLONE_INTO_CGROUP: 18,
   // Container-process operations, executed in plan order.
   MOUNT: 100,
   MOUNT_IN_ROOT: 101,
@@ -104,6 +107,8 @@ export const ops = {
     fields: [{ s: path }, { n: maxSize }, { n: maxFiles }],
   }),
   attachSocket: (path: string): PlanOp => ({ op: OP.ATTACH_SOCKET, fields: [{ s: path }] }),
+  cgroupJoin: (file: string): PlanOp => ({ op: OP.CGROUP_JOIN, fields: [{ s: file }] }),
+  cloneIntoCgroup: (directory: string): PlanOp => ({ op: OP.CLONE_INTO_CGROUP, fields: [{ s: directory }] }),
 
   mount: (source: string, target: string, fstype: string, flags: bigint, data: string): PlanOp => ({
     op: OP.MOUNT,

@@ -2,12 +2,11 @@
  * The OCI runtime as a library: create, start, state, kill, delete, run, exec, ps, pause, resume,
  * list. berth-runtime's command line and berthd both use it.
  */
-import { constants } from 'node:fs';
-import { open, readFile, unlink, access } from 'node:fs/promises';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { StdioOptions } from 'node:child_process';
 import type { ContainerStatus, NamespaceType, Process, Resources, Spec, State } from '../oci/runtime-spec.js';
-import type { CgroupStats } from '../linux/cgroups/types.js';
+import type { CgroupEntry, CgroupStats } from '../linux/cgroups/types.js';
 import { validateSpec } from '../oci/validate.js';
 import { ownEffectiveCapabilities, ownLimits } from '../linux/rlimits.js';
 import { writeFileAtomic } from '../common/atomic-file.js';
@@ -15,7 +14,8 @@ import { conflict, errnoCode, invalidArgument, notFound, describeError } from '.
 import { encodePlan } from './plan.js';
 import { buildCreatePlan, buildExecPlan, rootfsPath, type ContainerIo } from './plan-builder.js';
 import { hostCgroupHierarchies } from './cgroup-mounts.js';
-import { launchShim, type ShimHandle } from './shim-process.js';
+import { spawnShim, type PendingShim, type ShimHandle, type ShimOptions } from './shim-process.js';
+import { WarmShim } from './warm-shim.js';
 import { runHooks } from './hooks.js';
 import {
   StateStore,
@@ -27,6 +27,7 @@ import {
 } from './state.js';
 import { parseSignal } from './signals.js';
 import { effectiveResources } from './device-rules.js';
+import { waitForStartByte } from './start-fifo.js';
 
 /** What the runtime needs from a cgroup driver (src/linux/cgroups implements it). */
 export interface CgroupHandle {
@@ -34,7 +35,8 @@ export interface CgroupHandle {
   readonly path: string;
   create(): Promise<void>;
   apply(resources: Resources | undefined): Promise<void>;
-  addProcess(pid: number): Promise<void>;
+  /** How a new process starts out in this cgroup (the shim puts it there). */
+  readonly entry: CgroupEntry;
   freeze(): Promise<void>;
   thaw(): Promise<void>;
   frozen(): Promise<boolean>;
@@ -64,6 +66,8 @@ export interface RuntimeOptions {
   systemdCgroup?: boolean;
   /** Where warnings go (poststart/poststop hook failures). */
   warn?: (message: string) => void;
+  /** Keep one shim started ahead of need (src/runtime/warm-shim.ts): for processes that start many containers. */
+  warmShim?: boolean;
 }
 
 export interface CreateOptions {
@@ -94,11 +98,13 @@ export interface ExecOptions {
 
 const NAMESPACE_ORDER: NamespaceType[] = ['user', 'ipc', 'uts', 'network', 'pid', 'cgroup', 'time', 'mount'];
 
-async function readSpec(bundle: string): Promise<unknown> {
+// Bundle and state files are small and local: synchronous reads cost microseconds, where each
+// thread-pool round trip of the promise API costs more than the read itself on a busy host.
+function readSpec(bundle: string): unknown {
   const path = join(bundle, 'config.json');
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    text = readFileSync(path, 'utf8');
   } catch (err) {
     if (errnoCode(err) === 'ENOENT') throw notFound(`${path} does not exist`);
     throw err;
@@ -110,18 +116,19 @@ async function readSpec(bundle: string): Promise<unknown> {
   }
 }
 
-const exists = (path: string): Promise<boolean> =>
-  access(path).then(
-    () => true,
-    () => false,
-  );
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 export class Runtime {
   readonly store: StateStore;
+  private readonly warm: WarmShim | undefined;
 
   constructor(private readonly options: RuntimeOptions) {
     this.store = new StateStore(options.root);
+    this.warm = options.warmShim ? new WarmShim() : undefined;
+  }
+
+  private startShim(options: ShimOptions): PendingShim {
+    return this.warm?.take(options) ?? spawnShim(options);
   }
 
   private cgroupFor(spec: Spec, id: string): Promise<CgroupHandle> {
@@ -141,7 +148,7 @@ export class Runtime {
 
   /** Check a bundle's config without creating anything. */
   async loadBundle(bundle: string): Promise<Spec> {
-    const spec = validateSpec(await readSpec(bundle), {
+    const spec = validateSpec(readSpec(bundle), {
       callerLimits: ownLimits(),
       callerHasSysResource: (ownEffectiveCapabilities() & (1n << 24n)) !== 0n,
     });
@@ -156,12 +163,19 @@ export class Runtime {
     validateId(id);
     const spec = await this.loadBundle(options.bundle);
     const seccomp = this.options.seccomp(spec);
-    const stateDir = await this.store.reserve(id);
+    // The cgroup handle only names paths (and may fail): before anything exists that needs cleaning up.
     const cgroup = await this.cgroupFor(spec, id);
+    const stateDir = await this.store.reserve(id);
+    let pending: PendingShim | undefined;
     let shim: ShimHandle | undefined;
     try {
+      // The shim starts (exec, start-up) while the cgroup and the plan are made; it waits for the plan.
+      pending = this.startShim({
+        stdio: options.stdio ?? ['inherit', 'inherit', 'inherit'],
+        detached: !options.foreground,
+        preserveFds: options.preserveFds,
+      });
       await cgroup.create();
-      await cgroup.apply(effectiveResources(spec));
       const plan = buildCreatePlan(spec, {
         bundle: options.bundle,
         stateDir,
@@ -172,14 +186,21 @@ export class Runtime {
         seccomp,
         cgroupHierarchies: hostCgroupHierarchies(),
         cgroupPath: cgroup.path,
+        cgroupEntry: cgroup.entry,
         io: options.io,
       });
-      shim = await launchShim(encodePlan(plan), {
-        stdio: options.stdio ?? ['inherit', 'inherit', 'inherit'],
-        detached: !options.foreground,
-        preserveFds: options.preserveFds,
-      });
-      await cgroup.addProcess(shim.pid);
+      // The plan goes out once the cgroup exists: the shim clones init into it while the resources
+      // are written (init runs nothing before `go`).
+      const launching = pending.launch(encodePlan(plan));
+      pending = undefined;
+      const [applied, launched] = await Promise.allSettled([
+        cgroup.apply(effectiveResources(spec)),
+        launching,
+      ]);
+      if (launched.status === 'rejected')
+        throw applied.status === 'rejected' ? applied.reason : launched.reason;
+      shim = launched.value;
+      if (applied.status === 'rejected') throw applied.reason;
       const record: ContainerRecord = {
         id,
         bundle: options.bundle,
@@ -193,16 +214,24 @@ export class Runtime {
         config: spec,
         owner: String(process.getuid?.() ?? 0),
       };
-      await this.store.save(record);
-      const state = toOciState(record, 'creating');
-      await runHooks('prestart', spec.hooks?.prestart, state);
-      await runHooks('createRuntime', spec.hooks?.createRuntime, state);
-      await runHooks('createContainer', spec.hooks?.createContainer, state);
-      await shim.proceed();
+      const hooks = spec.hooks ?? {};
+      if (!hooks.prestart?.length && !hooks.createRuntime?.length && !hooks.createContainer?.length) {
+        // No hook can look at the state: init goes on with its set-up (`go` is sent at once)
+        // while the state is written.
+        await Promise.all([shim.proceed(), this.store.save(record)]);
+      } else {
+        await this.store.save(record);
+        const state = toOciState(record, 'creating');
+        await runHooks('prestart', hooks.prestart, state);
+        await runHooks('createRuntime', hooks.createRuntime, state);
+        await runHooks('createContainer', hooks.createContainer, state);
+        await shim.proceed();
+      }
       if (options.pidFile) await writeFileAtomic(options.pidFile, String(shim.pid), { durable: false });
       if (!options.foreground) shim.release();
       return { record, shim };
     } catch (err) {
+      if (pending) await pending.cancel();
       if (shim) await shim.abort();
       await cgroup.destroy().catch(() => undefined);
       await this.store.remove(id);
@@ -212,7 +241,7 @@ export class Runtime {
 
   async status(record: ContainerRecord): Promise<ContainerStatus> {
     if (!initAlive(record)) return 'stopped';
-    if (await exists(join(this.store.dir(record.id), 'exec.fifo'))) return 'created';
+    if (existsSync(join(this.store.dir(record.id), 'exec.fifo'))) return 'created';
     const cgroup = await this.cgroupOf(record);
     if (await cgroup.frozen().catch(() => false)) return 'paused';
     return 'running';
@@ -230,26 +259,9 @@ export class Runtime {
     if (status !== 'created') throw conflict(`cannot start container ${id}: it is ${status}, not created`);
     await runHooks('startContainer', record.config.hooks?.startContainer, toOciState(record, 'created'));
     const fifo = join(this.store.dir(id), 'exec.fifo');
-    const handle = await open(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
-    try {
-      const byte = Buffer.alloc(1);
-      // The container opens the fifo for writing once we are a reader, then writes one byte.
-      for (let attempt = 0; ; attempt++) {
-        let count = 0;
-        try {
-          count = (await handle.read(byte, 0, 1, null)).bytesRead;
-        } catch (err) {
-          if (errnoCode(err) !== 'EAGAIN') throw err;
-        }
-        if (count === 1) break;
-        if (!initAlive(record)) throw conflict(`container ${id} exited before it was started`);
-        if (attempt > 10_000) throw conflict(`container ${id} did not answer start`);
-        await sleep(attempt < 100 ? 0 : 1);
-      }
-    } finally {
-      await handle.close();
-    }
-    await unlink(fifo).catch(() => undefined);
+    await waitForStartByte(fifo, id, () => initAlive(record));
+    rmSync(fifo, { force: true });
+    this.warm?.refill();
     try {
       await runHooks('poststart', record.config.hooks?.poststart, toOciState(record, 'running'));
     } catch (err) {
@@ -287,7 +299,7 @@ export class Runtime {
     await this.killAll(record, cgroup);
     // The shim records the exit in the state directory and then exits: let it finish first.
     for (let i = 0; i < 200 && record.shimPid > 0 && processStartTime(record.shimPid) !== undefined; i++) {
-      if (!(await this.isShimOf(record))) break;
+      if (!this.isShimOf(record)) break;
       await sleep(5);
     }
     await cgroup.destroy();
@@ -300,9 +312,12 @@ export class Runtime {
   }
 
   /** Whether shimPid still names this container's shim (and not a reused pid). */
-  private async isShimOf(record: ContainerRecord): Promise<boolean> {
-    const cmdline = await readFile(`/proc/${record.shimPid}/cmdline`, 'utf8').catch(() => '');
-    return cmdline.includes('berth-shim');
+  private isShimOf(record: ContainerRecord): boolean {
+    try {
+      return readFileSync(`/proc/${record.shimPid}/cmdline`, 'utf8').includes('berth-shim');
+    } catch {
+      return false;
+    }
   }
 
   private async killAll(record: ContainerRecord, cgroup: CgroupHandle): Promise<void> {
@@ -336,14 +351,14 @@ export class Runtime {
       preserveFds: options.preserveFds,
       seccomp,
       io: options.io,
+      cgroupEntry: (await this.cgroupOf(record)).entry,
     });
-    const shim = await launchShim(encodePlan(plan), {
+    const shim = await this.startShim({
       stdio: options.stdio ?? ['inherit', 'inherit', 'inherit'],
       detached: options.detach,
       preserveFds: options.preserveFds,
-    });
+    }).launch(encodePlan(plan));
     try {
-      await (await this.cgroupOf(record)).addProcess(shim.pid);
       await options.beforeStart?.(shim.pid);
       await shim.proceed();
     } catch (err) {
@@ -352,6 +367,7 @@ export class Runtime {
     }
     if (options.pidFile) await writeFileAtomic(options.pidFile, String(shim.pid), { durable: false });
     if (options.detach) shim.release();
+    this.warm?.refill();
     return { pid: shim.pid, shim };
   }
 

@@ -108,14 +108,32 @@ export interface ShimHandle {
   release(): void;
 }
 
+export interface ShimOptions {
+  stdio: StdioOptions;
+  detached: boolean;
+  preserveFds?: number;
+}
+
+/** A started shim that waits for its plan. */
+export interface PendingShim {
+  /** Send the plan; resolves once init exists (`pid N`). */
+  launch(plan: Buffer): Promise<ShimHandle>;
+  /** No plan after all: the shim is killed. */
+  cancel(): Promise<void>;
+  /** Whether the shim still waits (a warm one may have been killed meanwhile). */
+  alive(): boolean;
+  /** Whether it keeps this process alive (as a running child does). */
+  ref(): void;
+  unref(): void;
+}
+
 /**
  * Start the shim: the plan on its fd 3, the sync socket on fd 4, and this process's fds
- * 3 .. 3+preserveFds-1 as its fds 5 and up (the container gets them as 3 and up).
+ * 3 .. 3+preserveFds-1 as its fds 5 and up (the container gets them as 3 and up). The shim reads
+ * its plan to EOF before doing anything, so it can be started before the plan is ready: its
+ * exec and start-up then overlap the caller's own set-up (cgroups, plan building).
  */
-export async function launchShim(
-  plan: Buffer,
-  options: { stdio: StdioOptions; detached: boolean; preserveFds?: number },
-): Promise<ShimHandle> {
+export function spawnShim(options: ShimOptions): PendingShim {
   const [s0, s1, s2] = Array.isArray(options.stdio)
     ? options.stdio
     : [options.stdio, options.stdio, options.stdio];
@@ -123,18 +141,47 @@ export async function launchShim(
   const child = spawn(shimPath(), ['launch'], {
     stdio: [s0 ?? 'ignore', s1 ?? 'ignore', s2 ?? 'inherit', 'pipe', 'pipe', ...preserved],
     detached: options.detached,
+    // The shim reads no environment (EXEC carries the container's): nothing to copy.
+    env: {},
   });
   const exited = new Promise<number>((resolve) => {
     child.once('exit', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
     child.once('error', () => resolve(127));
   });
-  const planStream = child.stdio[3] as Writable;
+  const planStream = child.stdio[3] as Socket;
   planStream.on('error', () => undefined);
-  planStream.end(plan);
   const sync = child.stdio[4] as Socket;
   sync.on('error', () => undefined);
   const reader = new LineReader(sync);
+  return {
+    launch(plan) {
+      planStream.end(plan);
+      return handshake(child, exited, sync, reader);
+    },
+    async cancel() {
+      child.kill('SIGKILL');
+      await exited;
+    },
+    alive: () => child.exitCode === null && child.signalCode === null,
+    ref() {
+      child.ref();
+      planStream.ref();
+      sync.ref();
+    },
+    unref() {
+      child.unref();
+      planStream.unref();
+      sync.unref();
+    },
+  };
+}
 
+async function handshake(
+  child: ChildProcess,
+  exited: Promise<number>,
+  sync: Socket,
+  reader: LineReader,
+): Promise<ShimHandle> {
   const first = await reader.next();
   if (first === undefined) {
     const code = await exited;

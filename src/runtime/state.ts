@@ -2,12 +2,15 @@
  * Per-container runtime state under the runtime root (`--root`, default /run/berth-runtime):
  * `<root>/<id>/state.json` (written atomically), `exec.fifo` while the container waits for
  * `start`, and `exit.json` once the shim has seen it exit.
+ *
+ * The calls are synchronous on purpose: these are small files on a local filesystem (tmpfs under
+ * /run), and the promise API's thread-pool round trips (several per file) cost more than the I/O
+ * on a busy host. State under /run does not outlive a reboot, so writes are atomic (a temporary
+ * file renamed over the record) without fsync.
  */
-import { mkdir, readFile, readdir, rm } from 'node:fs/promises';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ContainerStatus, NamespaceType, Spec, State } from '../oci/runtime-spec.js';
-import { writeJsonAtomic } from '../common/atomic-file.js';
 import { conflict, errnoCode, invalidArgument, notFound } from '../common/errors.js';
 import { OCI_RUNTIME_SPEC_VERSION } from '../common/version.js';
 
@@ -69,9 +72,9 @@ export class StateStore {
   /** Reserve the directory for a new container; fails if the id is taken. */
   async reserve(id: string): Promise<string> {
     const dir = this.dir(id);
-    await mkdir(this.root, { recursive: true, mode: 0o711 });
+    mkdirSync(this.root, { recursive: true, mode: 0o711 });
     try {
-      await mkdir(dir, { mode: 0o711 });
+      mkdirSync(dir, { mode: 0o711 });
     } catch (err) {
       if (errnoCode(err) === 'EEXIST') throw conflict(`container with id ${id} already exists`);
       throw err;
@@ -80,12 +83,20 @@ export class StateStore {
   }
 
   async save(record: ContainerRecord): Promise<void> {
-    await writeJsonAtomic(join(this.dir(record.id), 'state.json'), record, { mode: 0o600, durable: false });
+    const path = join(this.dir(record.id), 'state.json');
+    const temp = `${path}.${process.pid}.tmp`;
+    try {
+      writeFileSync(temp, JSON.stringify(record), { mode: 0o600 });
+      renameSync(temp, path);
+    } catch (err) {
+      rmSync(temp, { force: true });
+      throw err;
+    }
   }
 
   async load(id: string): Promise<ContainerRecord> {
     try {
-      return JSON.parse(await readFile(join(this.dir(id), 'state.json'), 'utf8')) as ContainerRecord;
+      return JSON.parse(readFileSync(join(this.dir(id), 'state.json'), 'utf8')) as ContainerRecord;
     } catch (err) {
       if (errnoCode(err) === 'ENOENT') throw notFound(`container ${id} does not exist`);
       throw err;
@@ -94,14 +105,19 @@ export class StateStore {
 
   async exitRecord(id: string): Promise<ExitRecord | undefined> {
     try {
-      return JSON.parse(await readFile(join(this.dir(id), 'exit.json'), 'utf8')) as ExitRecord;
+      return JSON.parse(readFileSync(join(this.dir(id), 'exit.json'), 'utf8')) as ExitRecord;
     } catch {
       return undefined;
     }
   }
 
   async ids(): Promise<string[]> {
-    const names = await readdir(this.root).catch(() => [] as string[]);
+    let names: string[] = [];
+    try {
+      names = readdirSync(this.root);
+    } catch {
+      // no root yet: no containers
+    }
     return names.filter((name) => ID_PATTERN.test(name)).sort();
   }
 
@@ -109,7 +125,7 @@ export class StateStore {
     // A shim that is still finishing may add exit.json while the directory goes: retry briefly.
     for (let attempt = 0; ; attempt++) {
       try {
-        await rm(this.dir(id), { recursive: true, force: true });
+        rmSync(this.dir(id), { recursive: true, force: true });
         return;
       } catch (err) {
         if (errnoCode(err) !== 'ENOTEMPTY' || attempt >= 20) throw err;

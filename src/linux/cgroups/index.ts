@@ -10,7 +10,7 @@ import type { CgroupManager } from './types.js';
 import { V1Manager } from './v1.js';
 import { V2Manager } from './v2.js';
 
-export type { CgroupManager, CgroupStats, FreezerState } from './types.js';
+export type { CgroupEntry, CgroupManager, CgroupStats, FreezerState } from './types.js';
 export type { CgroupLayout, CgroupMode } from './layout.js';
 export { detectCgroupLayout } from './layout.js';
 

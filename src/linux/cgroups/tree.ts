@@ -39,11 +39,11 @@ const BUSY_RETRIES = 50;
 const BUSY_DELAY_MS = 10;
 
 /**
- * Removes a cgroup and its sub-cgroups, deepest first. A cgroup whose last process has just exited
- * can stay busy for a moment, so EBUSY is retried briefly; a cgroup that is already gone is fine.
+ * Removes a cgroup and its sub-cgroups, deepest first. The cgroup is listed only when rmdir
+ * refuses it (usually it has no sub-cgroups). A cgroup whose last process has just exited can stay
+ * busy for a moment, so EBUSY is retried briefly; a cgroup that is already gone is fine.
  */
 export async function removeTree(directory: string): Promise<void> {
-  for (const child of await children(directory)) await removeTree(child);
   for (let attempt = 0; ; attempt++) {
     try {
       rmdirSync(directory);
@@ -51,6 +51,11 @@ export async function removeTree(directory: string): Promise<void> {
     } catch (err) {
       const code = errnoCode(err);
       if (code === 'ENOENT') return;
+      const subs = code === 'EBUSY' || code === 'ENOTEMPTY' ? await children(directory) : [];
+      if (subs.length > 0) {
+        for (const child of subs) await removeTree(child);
+        continue;
+      }
       if (code !== 'EBUSY') throw internal(`removing cgroup ${directory} failed: ${describeError(err)}`, err);
       if (attempt >= BUSY_RETRIES)
         throw conflict(`cannot remove cgroup ${directory}: it still has processes`);

@@ -3,6 +3,16 @@ import type { Resources } from '../../oci/runtime-spec.js';
 
 export type FreezerState = 'frozen' | 'thawed';
 
+/**
+ * How a new process starts out in a cgroup without a migration by pid, which takes the kernel's
+ * global threadgroup lock (on cgroup v1 a full RCU grace period, several milliseconds):
+ * `clone-into` creates it there (v2, clone3 CLONE_INTO_CGROUP on the directory); `self-write`
+ * has the process write "0" to each file (v1 `tasks`), which moves the writing thread alone and
+ * skips that lock.
+ */
+export type CgroupEntry =
+  { kind: 'clone-into'; directory: string } | { kind: 'self-write'; files: readonly string[] };
+
 export interface CgroupManager {
   /** Which driver manages this cgroup. */
   readonly version: 'v1' | 'v2';
@@ -14,6 +24,8 @@ export interface CgroupManager {
   create(): Promise<void>;
   /** Moves a process (all its threads) into the cgroup. */
   addProcess(pid: number): Promise<void>;
+  /** How a process about to be created gets into the cgroup (berth-shim does it). */
+  readonly entry: CgroupEntry;
   /** Sets the resources of a new cgroup. Unset fields are left alone. */
   apply(resources: Resources): Promise<void>;
   /** Changes the resources of a running cgroup (`memory.checkBeforeUpdate` is honoured here). */

@@ -21,7 +21,7 @@ import {
 } from './resources.js';
 import { pidsStats, v1CpuStats, v1IoStats, v1MemoryStats } from './stats.js';
 import { processesIn, removeTree, waitUntil } from './tree.js';
-import type { CgroupManager, CgroupStats, FreezerState } from './types.js';
+import type { CgroupEntry, CgroupManager, CgroupStats, FreezerState } from './types.js';
 
 const THROTTLE_FILES: Record<(typeof THROTTLE_KEYS)[number], string> = {
   throttleReadBpsDevice: 'blkio.throttle.read_bps_device',
@@ -50,7 +50,10 @@ export class V1Manager implements CgroupManager {
     if (firstPath === undefined) throw unavailable('no cgroup v1 hierarchy is mounted');
     this.path = firstPath;
     this.directories = this.hierarchies.map((h) => h.directory);
+    this.entry = { kind: 'self-write', files: this.directories.map((d) => posix.join(d, 'tasks')) };
   }
+
+  readonly entry: CgroupEntry;
 
   /** The directory of a controller; an error naming the OCI field when the host lacks it. */
   private need(controller: string, fieldPath: string): CgroupDir {

@@ -26,7 +26,7 @@ import {
 } from './resources.js';
 import { pidsStats, v2CpuStats, v2IoStats, v2MemoryStats } from './stats.js';
 import { processesIn, removeTree, waitUntil } from './tree.js';
-import type { CgroupManager, CgroupStats, FreezerState } from './types.js';
+import type { CgroupEntry, CgroupManager, CgroupStats, FreezerState } from './types.js';
 
 /** The controllers create() enables by default, where the parent offers them. */
 export const V2_CONTROLLERS = ['cpuset', 'cpu', 'io', 'memory', 'hugetlb', 'pids', 'rdma', 'misc'];
@@ -47,6 +47,7 @@ export class V2Manager implements CgroupManager {
   readonly version = 'v2';
   readonly path: string;
   readonly directories: readonly string[];
+  readonly entry: CgroupEntry;
   private readonly dir: CgroupDir;
   private readonly mountPoint: string;
   private readonly attachDevices: DeviceProgramAttacher | undefined;
@@ -56,6 +57,7 @@ export class V2Manager implements CgroupManager {
     const { path, directory } = locate(options.cgroupPath, options.mount, options.own);
     this.path = path;
     this.directories = [directory];
+    this.entry = { kind: 'clone-into', directory };
     this.dir = new CgroupDir(directory);
     this.mountPoint = options.mount.mountPoint;
     this.attachDevices = options.attachDevices;

@@ -89,6 +89,11 @@ test('create fills empty cpuset.cpus and cpuset.mems from the parent at every le
   assert.equal(await read(join(mount, 'a', 'c1', 'cpuset.cpus')), '0-1');
   assert.equal(await read(join(mount, 'a', 'c1', 'cpuset.mems')), '0');
   assert.deepEqual(cg.directories, [fake.dir('cpuset'), fake.dir('pids')]);
+  // A new process enters by writing "0" to each hierarchy's tasks file itself.
+  assert.deepEqual(cg.entry, {
+    kind: 'self-write',
+    files: [join(fake.dir('cpuset'), 'tasks'), join(fake.dir('pids'), 'tasks')],
+  });
 });
 
 test('apply writes every resource to its v1 file', async (t) => {

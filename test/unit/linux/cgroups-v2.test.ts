@@ -88,6 +88,7 @@ test('create makes the directories and enables controllers in every ancestor', a
   assert.equal(await read(join(root, 'cgroup.subtree_control')), '+cpu +io +memory +pids');
   assert.equal(await read(join(root, 'berth', 'cgroup.subtree_control')), '+cpu +io +memory +pids');
   assert.deepEqual(cg.directories, [join(root, 'berth', 'c1')]);
+  assert.deepEqual(cg.entry, { kind: 'clone-into', directory: join(root, 'berth', 'c1') });
   assert.equal(cg.path, '/berth/c1');
 });
 

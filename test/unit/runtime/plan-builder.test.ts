@@ -9,11 +9,18 @@ import { defaultSpec } from '../../../src/oci/defaults.js';
 import { MS } from '../../../src/linux/mount-options.js';
 import type { Spec } from '../../../src/oci/runtime-spec.js';
 import type { CgroupHierarchy } from '../../../src/runtime/cgroup-mounts.js';
+import type { CgroupEntry } from '../../../src/linux/cgroups/types.js';
 
 const V1: CgroupHierarchy[] = [
   { version: 1, name: 'memory', mountPoint: '/sys/fs/cgroup/memory', superOptions: 'memory' },
   { version: 1, name: 'cpu,cpuacct', mountPoint: '/sys/fs/cgroup/cpu,cpuacct', superOptions: 'cpu,cpuacct' },
 ];
+
+const V1_ENTRY: CgroupEntry = {
+  kind: 'self-write',
+  files: ['/sys/fs/cgroup/memory/berth/c1/tasks', '/sys/fs/cgroup/cpu,cpuacct/berth/c1/tasks'],
+};
+const V2_ENTRY: CgroupEntry = { kind: 'clone-into', directory: '/sys/fs/cgroup/berth/c1' };
 
 async function bundle(t: { after: (fn: () => Promise<void>) => void }): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'berth-plan-'));
@@ -42,6 +49,7 @@ function build(
     detach: true,
     cgroupHierarchies: V1,
     cgroupPath: '/berth/c1',
+    cgroupEntry: V1_ENTRY,
     seccomp: { program: new Uint8Array(8), flags: 0 },
     ...extra,
   });
@@ -155,12 +163,54 @@ test('exec joins the container namespaces (user first) and repeats identity and 
   const process = defaultSpec({ terminal: false }).process!;
   const plan = buildExecPlan(
     { ...process, args: ['ls'] },
-    { pid: 42, namespaces: ['mount', 'user', 'pid'], detach: false },
+    { pid: 42, namespaces: ['mount', 'user', 'pid'], detach: false, cgroupEntry: V1_ENTRY },
   );
   const joins = plan.filter((op) => op.op === OP.JOIN_NS).map((op) => strings(op)[0]);
   assert.deepEqual(joins, ['/proc/42/ns/user', '/proc/42/ns/pid', '/proc/42/ns/mnt']);
   assert.equal(names(plan).at(-1), 'EXEC');
   assert.ok(names(plan).includes('CAPS'));
+});
+
+test('init starts in its cgroup: v1 writes each tasks file itself, v2 is cloned into the directory', async (t) => {
+  const dir = await bundle(t);
+  const spec = defaultSpec({ terminal: false });
+  const v1 = build(spec, dir);
+  assert.deepEqual(
+    v1.filter((op) => op.op === OP.CGROUP_JOIN).map((op) => strings(op)[0]),
+    V1_ENTRY.kind === 'self-write' ? V1_ENTRY.files : [],
+  );
+  assert.equal(v1.filter((op) => op.op === OP.CLONE_INTO_CGROUP).length, 0);
+  const v2 = build(spec, dir, { cgroupEntry: V2_ENTRY });
+  assert.deepEqual(
+    v2.filter((op) => op.op === OP.CLONE_INTO_CGROUP).map((op) => strings(op)[0]),
+    ['/sys/fs/cgroup/berth/c1'],
+  );
+  assert.equal(v2.filter((op) => op.op === OP.CGROUP_JOIN).length, 0);
+  // Both are shim set-up, before any container operation.
+  const firstContainerOp = v2.findIndex((op) => op.op >= 100);
+  assert.ok(v2.findIndex((op) => op.op === OP.CLONE_INTO_CGROUP) < firstContainerOp);
+});
+
+test('exec into a cgroup namespace on v2: the process moves itself, as clone3 would check from inside that namespace', () => {
+  const process = { ...defaultSpec({ terminal: false }).process!, args: ['ls'] };
+  const joined = buildExecPlan(process, {
+    pid: 42,
+    namespaces: ['cgroup', 'pid'],
+    detach: false,
+    cgroupEntry: V2_ENTRY,
+  });
+  assert.deepEqual(
+    joined.filter((op) => op.op === OP.CGROUP_JOIN).map((op) => strings(op)[0]),
+    ['/sys/fs/cgroup/berth/c1/cgroup.procs'],
+  );
+  assert.equal(joined.filter((op) => op.op === OP.CLONE_INTO_CGROUP).length, 0);
+  const plain = buildExecPlan(process, {
+    pid: 42,
+    namespaces: ['pid'],
+    detach: false,
+    cgroupEntry: V2_ENTRY,
+  });
+  assert.equal(plain.filter((op) => op.op === OP.CLONE_INTO_CGROUP).length, 1);
 });
 
 test('a bind mount without a source and a missing rootfs are refused before anything runs', async (t) => {

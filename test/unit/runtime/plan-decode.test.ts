@@ -51,6 +51,9 @@ const withExec = (...before: PlanOp[]): Buffer => encodePlan([...before, exec]);
 const everyOp: PlanOp[] = [
   ops.joinNs('/proc/1/ns/net', 0x40000000),
   ops.cloneFlags(0x3c020000),
+  ops.cgroupJoin('/sys/fs/cgroup/memory/berth/c/tasks'),
+  ops.cgroupJoin('/sys/fs/cgroup/pids/berth/c/tasks'),
+  ops.cloneIntoCgroup('/sys/fs/cgroup/berth/c'),
   ops.uidMap('0 100000 65536\n'),
   ops.gidMap('0 100000 65536\n'),
   ops.setgroups('deny'),
@@ -210,6 +213,12 @@ test('plans that could not be launched are rejected before anything runs', () =>
   );
   assertRejected(withExec(ops.waitStart()), /op 0 \(WAIT_START\): needs an earlier OPEN_START_FIFO$/m);
   assertRejected(
+    withExec(ops.cloneIntoCgroup('/a'), ops.cloneIntoCgroup('/b')),
+    /op 1 \(CLONE_INTO_CGROUP\): may appear only once \(also op 0\)$/m,
+  );
+  assertRejected(withExec(ops.cgroupJoin('tasks')), /op 0 \(CGROUP_JOIN\): path must be absolute$/m);
+  assertRejected(withExec(ops.cloneIntoCgroup('')), /op 0 \(CLONE_INTO_CGROUP\): path must be absolute$/m);
+  assertRejected(
     withExec(ops.waitStart(), ops.openStartFifo('/f')),
     /op 0 \(WAIT_START\): needs an earlier OPEN_START_FIFO$/m,
   );
@@ -287,6 +296,17 @@ test('launch reports a malformed plan on the sync fd before creating anything', 
   const code = await new Promise<number | null>((resolve) => shim.on('close', (status) => resolve(status)));
   assert.equal(code, 1);
   assert.equal(sync, 'error 0 PLAN 22 bad magic 42 53 50 32, expected "BSP1"\n');
+});
+
+test('launch with an empty plan (a warm shim whose caller went away) exits 0 and says nothing', async () => {
+  const shim = spawn(SHIM, ['launch'], { stdio: ['ignore', 'pipe', 'pipe', 'pipe', 'pipe'] });
+  (shim.stdio[3] as Writable).end();
+  let said = '';
+  for (const fd of [1, 2, 4])
+    (shim.stdio[fd] as Readable).setEncoding('utf8').on('data', (c: string) => (said += c));
+  const code = await new Promise<number | null>((resolve) => shim.on('close', (status) => resolve(status)));
+  assert.equal(code, 0);
+  assert.equal(said, '');
 });
 
 test('--version and usage', () => {
