@@ -18,6 +18,8 @@ export function execProgram(
       args,
       {
         timeout: options.timeoutMs ?? 60_000,
+        // A hung client (docker run waiting for a removal) may ignore SIGTERM.
+        killSignal: 'SIGKILL',
         maxBuffer: 64 * 1024 * 1024,
         env: options.env,
         cwd: options.cwd,

@@ -140,7 +140,10 @@ export function parseDockerfile(text: string, file = 'Dockerfile'): ParsedDocker
       logical += lines[index] as string;
       index++;
     }
-    const keywordMatch = /^(\S+)\s*/.exec(logical) as RegExpExecArray;
+    // A line of only the escape character (continued into nothing) holds no instruction.
+    logical = logical.trimStart();
+    const keywordMatch = /^(\S+)\s*/.exec(logical);
+    if (keywordMatch === null) continue;
     const keyword = (keywordMatch[1] as string).toUpperCase();
     const afterKeyword = logical.slice(keywordMatch[0].length);
     const flags: string[] = [];
