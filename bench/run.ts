@@ -1,64 +1,86 @@
 /**
- * `npm run bench [-- --quick]`: runs every scenario, writes bench/results/<time>.json and
- * bench/results/latest.md. --quick runs each scenario once against berth only (a smoke test).
+ * `npm run bench [-- --quick] [scenario...]`: sets up berthd and the reference engines (runc,
+ * crun, dockerd, podman), runs every scenario, tears everything down, and writes
+ * bench/results/<time>.json, bench/results/latest.md and bench/results/latest.svg.
+ * --quick runs each scenario once against berth only (a smoke test; nothing installed or written).
  */
 import { mkdtemp, mkdir, rm, writeFile, readdir, rmdir } from 'node:fs/promises';
 import { tmpdir, cpus, totalmem, release } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { cleanupAll, cleanupOnSignals, onCleanup } from './lib/cleanup.js';
+import { kernelAndCpu, unmountUnder } from './lib/host.js';
+import { RESULTS_DIR } from './lib/paths.js';
+import { setupEngines } from './lib/references.js';
+import { markdown } from './lib/report.js';
 import type { Scenario, ScenarioResult } from './lib/scenario.js';
+import { ratioChart } from './lib/svg.js';
 import { runtimeStartScenario } from './runtime-start.js';
 import { imagePullScenario, prepareRootfsScenario } from './image-pull.js';
+import { runRmScenario } from './run-rm.js';
+import { concurrentScenario } from './concurrent.js';
+import { buildScenario } from './build.js';
+import { logsScenario } from './logs.js';
+import { iperfScenario } from './iperf.js';
 
-const SCENARIOS: Scenario[] = [runtimeStartScenario, imagePullScenario, prepareRootfsScenario];
-
-const resultsDir = fileURLToPath(new URL('../../bench/results/', import.meta.url));
-
-function markdown(results: ScenarioResult[], machine: Record<string, string | number>): string {
-  const lines = [
-    '# berth benchmark results',
-    '',
-    `Machine: ${Object.entries(machine)
-      .map(([k, v]) => `${k} ${v}`)
-      .join(', ')}`,
-    '',
-  ];
-  for (const result of results) {
-    const verdict = result.met === undefined ? 'not judged' : result.met ? 'met' : 'NOT met';
-    lines.push(`## ${result.name}`, '', `Goal: ${result.goal} — **${verdict}**`, '');
-    lines.push('| contender | runs | median ms | min ms | max ms |', '| --- | ---: | ---: | ---: | ---: |');
-    for (const c of result.contenders) {
-      lines.push(
-        `| ${c.name} | ${c.runs} | ${c.medianMs.toFixed(2)} | ${c.minMs.toFixed(2)} | ${c.maxMs.toFixed(2)} |`,
-      );
-    }
-    if (Object.keys(result.ratios).length > 0) {
-      lines.push('', '| ratio (paired medians) | value |', '| --- | ---: |');
-      for (const [name, value] of Object.entries(result.ratios))
-        lines.push(`| ${name} | ${value.toFixed(2)} |`);
-    }
-    for (const [name, value] of Object.entries(result.figures ?? {})) lines.push('', `${name}: ${value}`);
-    for (const note of result.notes ?? []) lines.push('', note);
-    lines.push('');
-  }
-  return lines.join('\n');
-}
+const SCENARIOS: Scenario[] = [
+  runtimeStartScenario,
+  runRmScenario,
+  concurrentScenario,
+  imagePullScenario,
+  prepareRootfsScenario,
+  buildScenario,
+  logsScenario,
+  iperfScenario,
+];
 
 async function main(): Promise<void> {
   const quick = process.argv.includes('--quick');
   const only = process.argv.slice(2).filter((a) => !a.startsWith('--'));
+  const unknown = only.filter((name) => !SCENARIOS.some((s) => s.name === name));
+  if (unknown.length > 0) {
+    throw new Error(
+      `unknown scenario ${unknown.join(', ')}; known: ${SCENARIOS.map((s) => s.name).join(', ')}`,
+    );
+  }
+  cleanupOnSignals();
+  const root = await mkdtemp(join(tmpdir(), 'berth-bench-'));
+  onCleanup('work directory', async () => {
+    await unmountUnder(root);
+    // After a signal the interrupted scenario may still be writing here: retry a few times.
+    await rm(root, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
+  });
+  process.stderr.write(`bench: setting up engines${quick ? ' (quick: berth only)' : ''} in ${root}\n`);
+  const engines = await setupEngines(join(root, 'engines'), quick);
   const results: ScenarioResult[] = [];
   for (const scenario of SCENARIOS) {
     if (only.length > 0 && !only.includes(scenario.name)) continue;
-    const workDir = await mkdtemp(join(tmpdir(), `berth-bench-${scenario.name}-`));
+    const workDir = join(root, `scenario-${scenario.name}`);
+    await mkdir(workDir, { recursive: true });
+    const started = Date.now();
     try {
       process.stderr.write(`bench: ${scenario.name}${quick ? ' (quick)' : ''}\n`);
-      results.push(await scenario.run({ quick, workDir }));
+      const result = await scenario.run({ quick, workDir, engines });
+      results.push(...(Array.isArray(result) ? result : [result]));
+    } catch (err) {
+      // One broken scenario must not hide the others' results; the run still fails at the end.
+      const message = err instanceof Error ? err.message : String(err);
+      process.stderr.write(`bench: ${scenario.name} failed: ${message}\n`);
+      process.exitCode = 1;
+      results.push({
+        name: scenario.name,
+        goal: 'see docs/benchmarks.md',
+        met: false,
+        contenders: [],
+        ratios: {},
+        notes: [`The scenario failed: ${message.split('\n')[0]?.slice(0, 500)}`],
+      });
     } finally {
+      await unmountUnder(workDir);
       await rm(workDir, { recursive: true, force: true });
       for (const hierarchy of await readdir('/sys/fs/cgroup').catch(() => [] as string[])) {
         await rmdir(join('/sys/fs/cgroup', hierarchy, `berth-bench-${process.pid}`)).catch(() => undefined);
       }
+      process.stderr.write(`bench: ${scenario.name} took ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
     }
   }
   const machine = {
@@ -66,20 +88,32 @@ async function main(): Promise<void> {
     'memory GiB': Math.round(totalmem() / 2 ** 30),
     kernel: release(),
     node: process.version,
+    ...(await kernelAndCpu()),
   };
-  const report = { time: new Date().toISOString(), quick, machine, results };
-  process.stdout.write(markdown(results, machine));
+  const time = new Date().toISOString();
+  const chart = ratioChart(
+    `berth benchmark ratios, ${time.slice(0, 10)}`,
+    results.flatMap((r) => r.chart ?? []),
+  );
+  process.stdout.write(markdown(results, machine, engines.versions));
   if (!quick) {
-    await mkdir(resultsDir, { recursive: true });
+    await mkdir(RESULTS_DIR, { recursive: true });
+    const report = { time, quick, machine, versions: engines.versions, results };
     await writeFile(
-      join(resultsDir, `${report.time.replace(/[:.]/g, '-')}.json`),
-      JSON.stringify(report, null, 2),
+      join(RESULTS_DIR, `${time.replace(/[:.]/g, '-')}.json`),
+      JSON.stringify(report, null, 2) + '\n',
     );
-    await writeFile(join(resultsDir, 'latest.md'), markdown(results, machine));
+    await writeFile(
+      join(RESULTS_DIR, 'latest.md'),
+      markdown(results, machine, engines.versions, 'latest.svg'),
+    );
+    await writeFile(join(RESULTS_DIR, 'latest.svg'), chart);
   }
 }
 
-main().catch((err: unknown) => {
-  process.stderr.write(`bench: ${err instanceof Error ? err.message : String(err)}\n`);
-  process.exitCode = 1;
-});
+main()
+  .catch((err: unknown) => {
+    process.stderr.write(`bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exitCode = 1;
+  })
+  .finally(() => cleanupAll());

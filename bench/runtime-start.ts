@@ -1,23 +1,23 @@
 /**
  * OCI runtime create + start + wait of /bin/true in a busybox bundle: berth's in-process library
- * (as berthd uses it), the berth-runtime command line, runc, and unshare+chroot as the floor.
+ * (as berthd uses it), the berth-runtime command line, runc, crun (when it works on this
+ * machine's cgroup layout), and unshare+chroot as the floor.
  * Also the shim's resident memory while it watches a sleeping container.
  */
 import { execFile, spawn } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { fileURLToPath } from 'node:url';
 import { defaultSpec } from '../src/oci/defaults.js';
 import { Runtime } from '../src/runtime/runtime.js';
 import { defaultRuntimeOptions } from '../src/runtime/default-runtime.js';
 import { busyboxEntries } from '../fixtures/busybox.js';
 import { materialize } from '../fixtures/tree.js';
 import { alternate, pairedRatio, summarize, type Contender } from './lib/measure.js';
-import type { Scenario, ScenarioOptions, ScenarioResult } from './lib/scenario.js';
+import type { ChartBar, Scenario, ScenarioOptions, ScenarioResult } from './lib/scenario.js';
+import { RUNTIME_BIN } from './lib/paths.js';
 
 const run = promisify(execFile);
-const RUNTIME_BIN = fileURLToPath(new URL('../../bin/berth-runtime.js', import.meta.url));
 
 function spawnQuiet(file: string, args: string[]): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -29,11 +29,17 @@ function spawnQuiet(file: string, args: string[]): Promise<void> {
   });
 }
 
-async function makeBundle(dir: string, args: string[], cgroupParent: string): Promise<string> {
+async function makeBundle(
+  dir: string,
+  args: string[],
+  cgroupParent: string,
+  ociVersion?: string,
+): Promise<string> {
   const rootfs = join(dir, 'rootfs');
   await mkdir(rootfs, { recursive: true });
   await materialize(await busyboxEntries(), rootfs);
   const spec = defaultSpec({ terminal: false, args });
+  if (ociVersion) spec.ociVersion = ociVersion;
   spec.linux!.cgroupsPath = `/${cgroupParent}/${dir.split('/').at(-1)}`;
   await writeFile(join(dir, 'config.json'), JSON.stringify(spec));
   return rootfs;
@@ -101,6 +107,58 @@ async function runtimeStart(options: ScenarioOptions): Promise<ScenarioResult> {
         ]),
     },
   ];
+  const notes: string[] = [];
+  if (!options.quick) {
+    // A full run reports the others when the berth-runtime command line is broken (--quick fails).
+    const cliProbe = await run(process.execPath, [
+      RUNTIME_BIN,
+      '--root',
+      root,
+      'run',
+      '--bundle',
+      bundle,
+      'cliprobe',
+    ]).then(
+      () => '',
+      (err: unknown) => (err instanceof Error ? err.message : String(err)),
+    );
+    if (cliProbe !== '') {
+      contenders.splice(
+        contenders.findIndex((c) => c.name === 'berth-runtime-cli'),
+        1,
+      );
+      notes.push(
+        `berth-runtime-cli is not measured: \`berth-runtime run\` failed: ${cliProbe.slice(0, 300)}`,
+      );
+    }
+    // crun refuses some cgroup layouts (this machine's hybrid v1 + v2 one): try it once first.
+    const crunRoot = join(options.workDir, 'crun-state');
+    // crun 1.8 rejects ociVersion 1.2.0 ("unknown version specified"): the same bundle, 1.0.2.
+    const crunBundle = join(options.workDir, 'true-bundle-crun');
+    await makeBundle(crunBundle, ['/bin/true'], cgroupParent, '1.0.2');
+    const probe = await run('crun', [
+      '--root',
+      crunRoot,
+      'run',
+      '--bundle',
+      crunBundle,
+      `crunprobe${process.pid}`,
+    ]).then(
+      () => '',
+      (err: unknown) => (err instanceof Error ? err.message : String(err)),
+    );
+    if (probe === '') {
+      contenders.push({
+        name: 'crun',
+        run: () =>
+          spawnQuiet('crun', ['--root', crunRoot, 'run', '--bundle', crunBundle, `crun${counter++}`]),
+      });
+    } else {
+      notes.push(
+        `crun is not measured: it fails on this machine: ${probe.split('\n').slice(0, 3).join(' ').slice(0, 300)}`,
+      );
+    }
+  }
   const rounds = options.quick ? 1 : 30;
   const samples = await alternate(
     options.quick ? contenders.slice(0, 2) : contenders,
@@ -116,6 +174,29 @@ async function runtimeStart(options: ScenarioOptions): Promise<ScenarioResult> {
   if (lib && floor) ratios['berth-library / floor'] = pairedRatio(lib, floor);
   if (lib && runc) ratios['berth-library / runc'] = pairedRatio(lib, runc);
   if (cli && runc) ratios['berth-runtime-cli / runc'] = pairedRatio(cli, runc);
+  const crun = byName['crun'];
+  if (lib && crun) ratios['berth-library / crun'] = pairedRatio(lib, crun);
+  const chart: ChartBar[] = [];
+  if (ratios['berth-library / runc'] !== undefined)
+    chart.push({
+      label: 'runtime: berth-library / runc',
+      value: ratios['berth-library / runc'],
+      goal: 1 / 3,
+      better: 'lower',
+    });
+  if (ratios['berth-library / floor'] !== undefined)
+    chart.push({
+      label: 'runtime: berth-library / unshare+chroot',
+      value: ratios['berth-library / floor'],
+      goal: 2,
+      better: 'lower',
+    });
+  if (ratios['berth-runtime-cli / runc'] !== undefined)
+    chart.push({
+      label: 'runtime: berth-runtime CLI / runc',
+      value: ratios['berth-runtime-cli / runc'],
+      better: 'lower',
+    });
 
   // The shim's resident memory while it watches a sleeping container.
   const sleeper = join(options.workDir, 'sleep-bundle');
@@ -143,6 +224,8 @@ async function runtimeStart(options: ScenarioOptions): Promise<ScenarioResult> {
     contenders: samples.map(summarize),
     ratios,
     figures: { 'shim VmRSS KiB': shimRss },
+    notes,
+    chart,
   };
 }
 

@@ -58,3 +58,15 @@ export function pairedRatio(a: Samples, b: Samples): number {
   const ratios = a.ms.map((value, i) => value / (b.ms[i] ?? NaN)).filter(Number.isFinite);
   return median(ratios);
 }
+
+/** Milliseconds one call takes. */
+export async function timeMs(work: () => Promise<unknown>): Promise<number> {
+  const start = performance.now();
+  await work();
+  return performance.now() - start;
+}
+
+/** Median of the per-round differences a - b (e.g. bridge minus none). */
+export function pairedDifference(a: Samples, b: Samples): number {
+  return median(a.ms.map((value, i) => value - (b.ms[i] ?? NaN)).filter(Number.isFinite));
+}

@@ -1,4 +1,15 @@
 import type { Summary } from './measure.js';
+import type { Engines } from './references.js';
+
+/** One bar of the chart: a berth/reference ratio and the goal it should reach. */
+export interface ChartBar {
+  label: string;
+  value: number;
+  /** The ratio the goal asks for (e.g. 0.2 for "5x faster"); none when the goal is absolute. */
+  goal?: number;
+  /** Whether smaller ratios are better (times, memory) or larger ones (throughput). */
+  better: 'lower' | 'higher';
+}
 
 export interface ScenarioResult {
   name: string;
@@ -12,15 +23,18 @@ export interface ScenarioResult {
   /** Other figures (memory in KiB, ...). */
   figures?: Record<string, number>;
   notes?: string[];
+  chart?: ChartBar[];
 }
 
 export interface ScenarioOptions {
   quick: boolean;
   /** A scratch directory the scenario may use; removed afterwards. */
   workDir: string;
+  /** berthd always; dockerd and podman unless --quick. */
+  engines: Engines;
 }
 
 export interface Scenario {
   name: string;
-  run(options: ScenarioOptions): Promise<ScenarioResult>;
+  run(options: ScenarioOptions): Promise<ScenarioResult | ScenarioResult[]>;
 }

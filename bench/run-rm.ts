@@ -1,0 +1,64 @@
+/**
+ * `run --rm busybox true` latency: the same docker CLI against berthd and dockerd, and berth's
+ * own CLI against podman, each with --network none and with the default bridge, all alternating
+ * in one loop. The bridge-cost scenario is computed from the same samples (bridge-cost.ts).
+ */
+import { alternate, pairedRatio, summarize, type Contender, type Samples } from './lib/measure.js';
+import type { Engine } from './lib/references.js';
+import type { ChartBar, Scenario, ScenarioOptions, ScenarioResult } from './lib/scenario.js';
+import { bridgeCostResult } from './bridge-cost.js';
+
+export const NETWORKS = ['none', 'bridge'] as const;
+
+function contender(engine: Engine, network: string): Contender {
+  return {
+    name: `${engine.name} ${network}`,
+    run: () =>
+      engine
+        .ok(['run', '--rm', '--network', network, engine.image, 'true'], { timeoutMs: 60_000 })
+        .then(() => undefined),
+  };
+}
+
+/** Pairs compared: [berth side, reference side, goal ratio]. */
+function pairs(options: ScenarioOptions): [Engine, Engine | undefined, number][] {
+  const { berthdDocker, berth, dockerd, podman } = options.engines;
+  return [
+    [berthdDocker, dockerd, 1 / 5],
+    [berth, podman, 1 / 2.5],
+  ];
+}
+
+async function runRm(options: ScenarioOptions): Promise<ScenarioResult[]> {
+  const engines = pairs(options).flatMap(([a, b]) => (b ? [a, b] : [a]));
+  const contenders = engines.flatMap((engine) => NETWORKS.map((network) => contender(engine, network)));
+  const samples = await alternate(contenders, options.quick ? 1 : 15, options.quick ? 0 : 2);
+  const byName = new Map<string, Samples>(samples.map((s) => [s.name, s]));
+  const ratios: Record<string, number> = {};
+  const chart: ChartBar[] = [];
+  let met: boolean | undefined = options.quick ? undefined : true;
+  for (const [berthSide, reference, goal] of pairs(options)) {
+    if (!reference) continue;
+    for (const network of NETWORKS) {
+      const a = byName.get(`${berthSide.name} ${network}`);
+      const b = byName.get(`${reference.name} ${network}`);
+      if (!a || !b) continue;
+      const label = `${berthSide.name} / ${reference.name}, ${network}`;
+      const ratio = pairedRatio(a, b);
+      ratios[label] = ratio;
+      chart.push({ label: `run --rm: ${label}`, value: ratio, goal, better: 'lower' });
+      if (met !== undefined && !(ratio <= goal)) met = false;
+    }
+  }
+  const result: ScenarioResult = {
+    name: 'run --rm busybox true',
+    goal: 'through the same docker CLI, berthd at least 5x faster than dockerd; berth run at least 2.5x faster than podman run (none and bridge)',
+    met,
+    contenders: samples.map(summarize),
+    ratios,
+    chart,
+  };
+  return [result, bridgeCostResult(engines, byName, options.quick)];
+}
+
+export const runRmScenario: Scenario = { name: 'run-rm', run: runRm };
