@@ -37,7 +37,11 @@ export const NS_FILE: Record<NamespaceType, string> = {
 };
 
 /** The order namespaces are joined: the user namespace first (it grants the rights to join the others), mount last. */
-const JOIN_ORDER: NamespaceType[] = ['user', 'ipc', 'uts', 'network', 'pid', 'cgroup', 'time', 'mount'];
+// The user namespace after the others, which the caller (root of the host's user namespace) may
+// join either way, but before mount (its path is read from the host's /proc): a network namespace
+// the engine made belongs to the host's user namespace, and cannot be joined from inside the
+// container's.
+const JOIN_ORDER: NamespaceType[] = ['ipc', 'uts', 'network', 'pid', 'cgroup', 'time', 'user', 'mount'];
 
 /** Devices every container gets (runtime-spec "Default Devices"). */
 export const DEFAULT_DEVICES: Device[] = [

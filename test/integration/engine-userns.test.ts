@@ -90,6 +90,9 @@ test('userns-remap: container root is an unprivileged host id, --userns=host opt
   assert.equal(logs.stdout, '0\n');
   const merged = await stat(`/proc/${pid}/root/new`);
   assert.deepEqual([merged.uid, merged.gid], [START, START]);
+  // exec enters every namespace, the network one (the host's user namespace owns it) included.
+  const exec = await run(['exec', 'sleeper', 'sh', '-c', 'id -u; cat /new; ip -o link | grep -c eth0']);
+  assert.equal(exec.stdout, '0\nhi\n1\n', exec.stderr);
   assert.equal((await run(['rm', '-f', 'sleeper'])).code, 0);
 
   const volume = await runOnce([

@@ -130,7 +130,7 @@ test('a user namespace: maps written, devices bind-mounted instead of mknod', as
   );
 });
 
-test('joined namespaces come first, user namespace before the others', async (t) => {
+test('joined namespaces come first, the user namespace after those the host owns', async (t) => {
   const dir = await bundle(t);
   const spec = defaultSpec({ terminal: false });
   spec.linux!.namespaces = [
@@ -141,7 +141,7 @@ test('joined namespaces come first, user namespace before the others', async (t)
   ];
   const plan = build(spec, dir);
   const joins = plan.filter((op) => op.op === OP.JOIN_NS).map((op) => strings(op)[0]);
-  assert.deepEqual(joins, ['/proc/1/ns/user', '/run/netns/x']);
+  assert.deepEqual(joins, ['/run/netns/x', '/proc/1/ns/user']);
 });
 
 test('sysctls are written before /proc/sys becomes read-only; a terminal is set up before credentials change', async (t) => {
@@ -159,14 +159,14 @@ test('sysctls are written before /proc/sys becomes read-only; a terminal is set 
   assert.ok(order.includes('CONSOLE_SOCKET'));
 });
 
-test('exec joins the container namespaces (user first) and repeats identity and seccomp', () => {
+test('exec joins the container namespaces (user just before mount) and repeats identity and seccomp', () => {
   const process = defaultSpec({ terminal: false }).process!;
   const plan = buildExecPlan(
     { ...process, args: ['ls'] },
     { pid: 42, namespaces: ['mount', 'user', 'pid'], detach: false, cgroupEntry: V1_ENTRY },
   );
   const joins = plan.filter((op) => op.op === OP.JOIN_NS).map((op) => strings(op)[0]);
-  assert.deepEqual(joins, ['/proc/42/ns/user', '/proc/42/ns/pid', '/proc/42/ns/mnt']);
+  assert.deepEqual(joins, ['/proc/42/ns/pid', '/proc/42/ns/user', '/proc/42/ns/mnt']);
   assert.equal(names(plan).at(-1), 'EXEC');
   assert.ok(names(plan).includes('CAPS'));
 });
