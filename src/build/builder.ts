@@ -51,7 +51,7 @@ import { heredocWord, parseDockerfile } from './dockerfile/parser.js';
 import { expandHeredoc, processWord, processWords, type Lookup } from './dockerfile/shell-lex.js';
 import { parseMount, type MountSpec } from './mounts.js';
 import { OrderedOutput } from './output.js';
-import { runStep, type RunNetwork } from './run.js';
+import { runStep, type BuildBridge, type RunNetwork } from './run.js';
 
 export const PROXY_ARGS = [
   'HTTP_PROXY',
@@ -75,6 +75,8 @@ export interface BuilderDeps {
   cache: BuildCache;
   /** Scratch space for builds (context, mounts, bundles): `<dataRoot>/build-tmp`. */
   tempRoot: string;
+  /** The default bridge for RUN steps; without it the default network is an empty namespace. */
+  bridge?: BuildBridge;
 }
 
 export interface BuildRequest {
@@ -1165,7 +1167,7 @@ class BuildRun {
     const networkFlag = instruction.flags.get('network')?.[0];
     const network =
       networkFlag === undefined
-        ? (this.request.network ?? 'none')
+        ? (this.request.network ?? 'default')
         : this.word(state, instruction, networkFlag);
     if (network !== 'none' && network !== 'host' && network !== 'default')
       throw atPosition(
@@ -1181,7 +1183,7 @@ class BuildRun {
         instruction.raw.column,
         invalidArgument('RUN --security is not supported by berth'),
       );
-    const effectiveNetwork: RunNetwork = network === 'host' ? 'host' : 'none';
+    const effectiveNetwork: RunNetwork = network;
     const env = [...(state.config.Env ?? [])];
     const envNames = new Set(env.map((e) => e.split('=')[0]));
     if (!envNames.has('PATH')) env.unshift(DEFAULT_PATH);
@@ -1212,6 +1214,7 @@ class BuildRun {
             cwd: workdir,
             user: state.config.User ?? '',
             network: effectiveNetwork,
+            ...(this.deps.bridge ? { bridge: this.deps.bridge } : {}),
             mounts,
             ...(this.request.cgroupParent ? { cgroupParent: this.request.cgroupParent } : {}),
             output: (chunk) => say(chunk.toString('utf8')),

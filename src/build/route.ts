@@ -23,7 +23,7 @@ import type { Snapshotter } from '../snapshot/snapshotter.js';
 import { Builder, StepFailedError, type BuildRequest } from './builder.js';
 import { BuildCache } from './cache.js';
 import { applyDockerignore, readContextDockerfile, unpackContext } from './context.js';
-import type { RunNetwork } from './run.js';
+import type { BuildBridge, RunNetwork } from './run.js';
 
 export const SECRETS_HEADER = 'x-berth-build-secrets';
 
@@ -33,8 +33,10 @@ export async function openBuilder(options: {
   images: ImageService;
   snapshotter: Snapshotter;
   runtime: Runtime;
+  bridge?: BuildBridge;
 }): Promise<Builder> {
   const builder = new Builder({
+    ...(options.bridge ? { bridge: options.bridge } : {}),
     images: options.images,
     snapshotter: options.snapshotter,
     runtime: options.runtime,
@@ -79,8 +81,8 @@ export function decodeSecrets(header: string | undefined): Map<string, Buffer> {
 }
 
 function networkOf(mode: string | undefined): RunNetwork {
-  if (mode === undefined || mode === '' || mode === 'default' || mode === 'none' || mode === 'bridge')
-    return 'none';
+  if (mode === undefined || mode === '' || mode === 'default' || mode === 'bridge') return 'default';
+  if (mode === 'none') return 'none';
   if (mode === 'host') return 'host';
   throw invalidArgument(`network mode "${mode}" is not supported for builds: use default, none or host`);
 }

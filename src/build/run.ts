@@ -1,8 +1,8 @@
 /**
  * One RUN step as a real container of berth's runtime: the step's active snapshot is mounted as
  * the root filesystem, the process gets Docker's default capabilities and seccomp profile (as a
- * `docker build` RUN does), no new network (`none`: an empty network namespace) unless `host`,
- * and its output is streamed to the build output. Mount points the runtime had to create in the
+ * `docker build` RUN does), on the daemon's default bridge like the classic builder's RUN
+ * (`default`; an empty network namespace when no bridge is given), or `none`, or `host`; and its output is streamed to the build output. Mount points the runtime had to create in the
  * root filesystem (/proc on an image without it, cache mount targets, ...) are removed from the
  * upper directory afterwards, so they do not end up in the layer, as Docker's init layer does.
  */
@@ -17,7 +17,15 @@ import { mountAll, unmount } from '../snapshot/mount.js';
 import type { Snapshotter } from '../snapshot/snapshotter.js';
 import { resolveInTree } from './copy.js';
 
-export type RunNetwork = 'none' | 'host';
+export type RunNetwork = 'none' | 'host' | 'default';
+
+/** The daemon's default bridge, for RUN steps (berthd's network manager provides it). */
+export interface BuildBridge {
+  /** A network namespace on the bridge for container `id`, and the name files it should see. */
+  attach(id: string): Promise<{ netnsPath: string; resolvConf: string; hosts: string }>;
+  /** Undo attach (after the step's processes are gone). */
+  detach(id: string): Promise<void>;
+}
 
 export interface RunStepOptions {
   runtime: Runtime;
@@ -33,6 +41,7 @@ export interface RunStepOptions {
   cwd: string;
   user: string;
   network: RunNetwork;
+  bridge?: BuildBridge;
   /** --mount mounts, ready for the spec. */
   mounts: OciMount[];
   /** Parent cgroup, like `docker build --cgroup-parent`; default `berth`. */
@@ -75,6 +84,7 @@ function buildSpec(
   rootfs: string,
   user: { uid: number; gid: number; additionalGids: number[] },
   extraMounts: OciMount[],
+  netnsPath: string | undefined,
 ): Spec {
   const spec = defaultSpec({ terminal: false, args: options.args });
   const process = spec.process as NonNullable<Spec['process']>;
@@ -89,6 +99,10 @@ function buildSpec(
   const linux = spec.linux as NonNullable<Spec['linux']>;
   if (options.network === 'host')
     linux.namespaces = (linux.namespaces ?? []).filter((ns) => ns.type !== 'network');
+  else if (netnsPath !== undefined)
+    linux.namespaces = (linux.namespaces ?? []).map((ns) =>
+      ns.type === 'network' ? { type: 'network', path: netnsPath } : ns,
+    );
   linux.cgroupsPath = posix.join('/', options.cgroupParent || 'berth', options.id);
   return spec;
 }
@@ -100,6 +114,7 @@ export async function runStep(options: RunStepOptions): Promise<number> {
   await mountAll(await options.snapshotter.mounts(options.snapshotKey), rootfs);
   const stubs: string[] = [];
   let created = false;
+  let attached = false;
   try {
     const user = await resolveUser(rootfs, options.user);
     const cwd = await resolveInTree(rootfs, options.cwd.split('/'));
@@ -111,7 +126,25 @@ export async function runStep(options: RunStepOptions): Promise<number> {
         if (!(await missing(join(rootfs, file))) && !(await missing(file)))
           extra.push({ destination: file, type: 'bind', source: file, options: ['rbind', 'ro'] });
     }
-    const spec = buildSpec(options, rootfs, user, extra);
+    let netnsPath: string | undefined;
+    if (options.network === 'default' && options.bridge) {
+      const network = await options.bridge.attach(options.id);
+      attached = true;
+      netnsPath = network.netnsPath;
+      for (const [file, text] of [
+        ['resolv.conf', network.resolvConf],
+        ['hosts', network.hosts],
+      ] as const) {
+        await writeFile(join(options.workDir, file), text);
+        extra.push({
+          destination: `/etc/${file}`,
+          type: 'bind',
+          source: join(options.workDir, file),
+          options: ['rbind', 'ro'],
+        });
+      }
+    }
+    const spec = buildSpec(options, rootfs, user, extra, netnsPath);
     for (const mount of spec.mounts ?? []) {
       const stub = await firstMissing(rootfs, mount.destination);
       if (stub !== undefined && !stubs.some((s) => stub === s || stub.startsWith(`${s}/`))) stubs.push(stub);
@@ -144,6 +177,7 @@ export async function runStep(options: RunStepOptions): Promise<number> {
     }
   } finally {
     if (created) await options.runtime.delete(options.id, true).catch(() => undefined);
+    if (attached) await options.bridge?.detach(options.id).catch(() => undefined);
     await unmount(rootfs);
     const upper = (await options.snapshotter.layerTarget(options.snapshotKey)).root;
     for (const stub of stubs) {

@@ -20,6 +20,7 @@ import { NetworkManager } from '../network/manager.js';
 import { registerContainerFsRoutes } from './fs-routes.js';
 import { startHealthChecks } from './health.js';
 import { openBuilder, registerBuildRoute } from '../build/route.js';
+import { buildBridge } from './build-network.js';
 import type { MetricCollector } from '../api/metrics.js';
 import { registerAuthRoute } from './auth-route.js';
 import { registerPushRoute } from './push-route.js';
@@ -115,7 +116,13 @@ export async function startEngine(
   const healthChecks = startHealthChecks(engine);
   registerBuildRoute(
     wiring.router,
-    await openBuilder({ dataRoot: wiring.dataRoot, images, snapshotter, runtime }),
+    await openBuilder({
+      dataRoot: wiring.dataRoot,
+      images,
+      snapshotter,
+      runtime,
+      bridge: buildBridge(networks),
+    }),
     join(wiring.dataRoot, 'build-tmp'),
   );
   registerExecRoutes(wiring.router, new ExecManager(engine, runtime, wiring.execRoot), engine);

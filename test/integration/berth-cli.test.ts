@@ -109,6 +109,27 @@ test('berth build: a context directory, cache hits, -q, a changed file rebuilds 
   );
   const rerun = await berth(['run', '--rm', '--cgroup-parent', sandbox.cgroupParent, 'mine']);
   assert.equal(rerun.stdout, 'built\nsecond\n');
+  // RUN steps are on the default bridge (an eth0 with an address from its subnet) unless --network=none.
+  const networked = await berth(
+    ['build', '-t', 'net', '-f', '-', context],
+    'FROM busybox\nRUN ip -4 -o addr show eth0 > /net.txt\nRUN --network=none ip -o link > /none.txt\n',
+  );
+  assert.equal(networked.code, 0, networked.stderr);
+  const seen = await berth([
+    'run',
+    '--rm',
+    '--cgroup-parent',
+    sandbox.cgroupParent,
+    'net',
+    'cat',
+    '/net.txt',
+    '/none.txt',
+  ]);
+  const subnet = (await berth(['network', 'inspect', '-f', '{{(index .IPAM.Config 0).Subnet}}', 'bridge']))
+    .stdout;
+  const prefix = subnet.split('.').slice(0, 2).join('.');
+  assert.match(seen.stdout, new RegExp(`eth0\\s+inet ${prefix.replace('.', '\\.')}\\.`));
+  assert.doesNotMatch(seen.stdout.split('\n').slice(1).join('\n'), /eth0/, 'no eth0 with --network=none');
   const broken = await berth(['build', '-f', '-', context], 'FROM busybox\nFROBNICATE x\n');
   assert.notEqual(broken.code, 0);
   assert.match(broken.stderr, /FROBNICATE|unknown instruction/i);
