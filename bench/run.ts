@@ -19,6 +19,7 @@ import { imagePullScenario, prepareRootfsScenario } from './image-pull.js';
 import { runRmScenario } from './run-rm.js';
 import { concurrentScenario } from './concurrent.js';
 import { buildScenario } from './build.js';
+import { buildParityScenario } from './build-parity.js';
 import { logsScenario } from './logs.js';
 import { iperfScenario } from './iperf.js';
 
@@ -29,6 +30,7 @@ const SCENARIOS: Scenario[] = [
   imagePullScenario,
   prepareRootfsScenario,
   buildScenario,
+  buildParityScenario,
   logsScenario,
   iperfScenario,
 ];

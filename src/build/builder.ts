@@ -48,6 +48,15 @@ import {
   type Stage,
 } from './dockerfile/instructions.js';
 import { heredocWord, parseDockerfile } from './dockerfile/parser.js';
+import {
+  copyHistoryText,
+  DEFAULT_SHELL,
+  exposeHistoryText,
+  nopCreatedBy,
+  nopStringCreatedBy,
+  setEnv,
+  shellHistoryText,
+} from './history.js';
 import { expandHeredoc, processWord, processWords, type Lookup } from './dockerfile/shell-lex.js';
 import { parseMount, type MountSpec } from './mounts.js';
 import { OrderedOutput } from './output.js';
@@ -65,7 +74,6 @@ export const PROXY_ARGS = [
   'ALL_PROXY',
   'all_proxy',
 ];
-const DEFAULT_SHELL = ['/bin/sh', '-c'];
 const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 export interface BuilderDeps {
@@ -144,12 +152,6 @@ function envMap(config: ContainerConfig): Map<string, string> {
     map.set(eq === -1 ? entry : entry.slice(0, eq), eq === -1 ? '' : entry.slice(eq + 1));
   }
   return map;
-}
-
-function setEnv(config: ContainerConfig, key: string, value: string): void {
-  const env = (config.Env ?? []).filter((entry) => !entry.startsWith(`${key}=`) && entry !== key);
-  env.push(`${key}=${value}`);
-  config.Env = env;
 }
 
 /** Go's time.ParseDuration for HEALTHCHECK flags, in nanoseconds. */
@@ -677,7 +679,7 @@ class BuildRun {
         break;
       case 'SHELL':
         config.Shell = instruction.shell;
-        text = `SHELL ${goQuoted(instruction.shell)}`;
+        text = shellHistoryText(instruction.shell);
         break;
       case 'ENV': {
         const lookup = this.lookup(state);
@@ -734,7 +736,7 @@ class BuildRun {
           for (let p = first; p <= last && p - first < 65536; p++) exposed[`${p}/${proto}`] = {};
         }
         config.ExposedPorts = exposed;
-        text = `EXPOSE ${ports.join(' ')}`;
+        text = exposeHistoryText(ports);
         break;
       }
       case 'USER':
@@ -819,7 +821,7 @@ class BuildRun {
       default:
         throw invalidArgument(`unexpected instruction ${instruction.kind}`);
     }
-    const createdBy = `/bin/sh -c #(nop)  ${text}`;
+    const createdBy = nopCreatedBy(config.Shell, text);
     await this.withCache(state, createdBy, [], say, () => this.commit(state, createdBy, undefined, config));
   }
 
@@ -837,7 +839,7 @@ class BuildRun {
       else state.args.delete(name);
       parts.push(value === undefined ? name : `${name}=${value}`);
     }
-    const createdBy = `/bin/sh -c #(nop)  ARG ${parts.join(' ')}`;
+    const createdBy = nopCreatedBy(state.config.Shell, `ARG ${parts.join(' ')}`);
     // The values a RUN sees are in its own history text; the ARG step only changes the history.
     await this.withCache(state, createdBy, [], say, () => this.commit(state, createdBy));
   }
@@ -850,7 +852,7 @@ class BuildRun {
     const path = this.word(state, instruction, instruction.text);
     const config = cloneConfig(state.config);
     config.WorkingDir = posix.resolve(config.WorkingDir || '/', path);
-    const createdBy = `/bin/sh -c #(nop) WORKDIR ${config.WorkingDir}`;
+    const createdBy = nopStringCreatedBy(config.Shell, `WORKDIR ${config.WorkingDir}`);
     await this.withCache(state, createdBy, [], say, async () => {
       // Like the classic builder, a missing directory is created (owned by root) in a layer.
       const key = `build-${randomId().slice(0, 24)}`;
@@ -967,6 +969,7 @@ class BuildRun {
             })();
       const sources: CopySource[] = [];
       const parts: Array<{ name: string; checksum: string }> = [];
+      const matchedDirs = new Set<number>();
       const heredocs = new Map(instruction.heredocs.map((h) => [h.name, h]));
       for (const raw of instruction.sources) {
         const heredoc = heredocs.size > 0 ? heredocWord(raw) : undefined;
@@ -998,6 +1001,7 @@ class BuildRun {
         });
         for (const source of matched) {
           if (source.kind !== 'path') continue;
+          if (source.isDir) matchedDirs.add(parts.length);
           parts.push({ name: source.name, checksum: await this.checksums.of(source.hostPath) });
           if (keyword === 'ADD' && !source.isDir) {
             const extracted = await extractIfArchive(source.hostPath, source.name, this.tempDir('extract'));
@@ -1009,20 +1013,12 @@ class BuildRun {
           sources.push(source);
         }
       }
-      const kind =
-        sources.length === 1
-          ? (sources[0] as CopySource).kind === 'path' && (sources[0] as { isDir: boolean }).isDir
-            ? 'dir'
-            : 'file'
-          : 'multi';
-      const flagsText = [
-        ...(from !== undefined ? [`--from=${from}`] : []),
-        ...(chown !== undefined ? [`--chown=${chown}`] : []),
-        ...(chmodText !== undefined ? [`--chmod=${chmodText}`] : []),
-      ]
-        .map((f) => `${f} `)
-        .join('');
-      const createdBy = `/bin/sh -c #(nop) ${keyword} ${flagsText}${kind}:${combinedChecksum(parts)} in ${dest} `;
+      // Named by what was matched: an ADDed archive is a "file" although its content is a tree.
+      const kind = parts.length === 1 ? (matchedDirs.has(0) ? 'dir' : 'file') : 'multi';
+      const createdBy = nopStringCreatedBy(
+        state.config.Shell,
+        copyHistoryText(keyword, { chown, chmod: chmodText }, `${kind}:${combinedChecksum(parts)}`, dest),
+      );
       await this.withCache(state, createdBy, [workdir], say, () =>
         this.layerStep(state, createdBy, state.config, async (_key, upper, lowers) => {
           const view = new DestinationView(upper, lowers);
@@ -1214,6 +1210,7 @@ class BuildRun {
             cwd: workdir,
             user: state.config.User ?? '',
             network: effectiveNetwork,
+            volumes: Object.keys(state.config.Volumes ?? {}),
             ...(this.deps.bridge ? { bridge: this.deps.bridge } : {}),
             mounts,
             ...(this.request.cgroupParent ? { cgroupParent: this.request.cgroupParent } : {}),

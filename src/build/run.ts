@@ -44,6 +44,11 @@ export interface RunStepOptions {
   bridge?: BuildBridge;
   /** --mount mounts, ready for the spec. */
   mounts: OciMount[];
+  /**
+   * The image's VOLUME paths: like the classic builder's containers, the step sees an empty
+   * volume there (what it writes is discarded) and the mount point directory stays in the layer.
+   */
+  volumes?: string[];
   /** Parent cgroup, like `docker build --cgroup-parent`; default `berth`. */
   cgroupParent?: string;
   output: (chunk: Buffer) => void;
@@ -120,6 +125,13 @@ export async function runStep(options: RunStepOptions): Promise<number> {
     const cwd = await resolveInTree(rootfs, options.cwd.split('/'));
     if (await missing(cwd)) await mkdir(cwd, { recursive: true, mode: 0o755 });
     const extra: OciMount[] = [];
+    for (const [index, volume] of (options.volumes ?? []).entries()) {
+      const target = await resolveInTree(rootfs, volume.split('/'));
+      if (await missing(target)) await mkdir(target, { recursive: true, mode: 0o755 });
+      const scratch = join(options.workDir, `volume-${index}`);
+      await mkdir(scratch, { recursive: true });
+      extra.push({ destination: volume, type: 'bind', source: scratch, options: ['rbind', 'rw'] });
+    }
     if (options.network === 'host') {
       // The host's name resolution, where the image has the files to mount over.
       for (const file of ['/etc/resolv.conf', '/etc/hosts'])

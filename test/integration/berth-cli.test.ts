@@ -130,6 +130,25 @@ test('berth build: a context directory, cache hits, -q, a changed file rebuilds 
   const prefix = subnet.split('.').slice(0, 2).join('.');
   assert.match(seen.stdout, new RegExp(`eth0\\s+inet ${prefix.replace('.', '\\.')}\\.`));
   assert.doesNotMatch(seen.stdout.split('\n').slice(1).join('\n'), /eth0/, 'no eth0 with --network=none');
+  // After VOLUME, a RUN writes into an empty volume (discarded) and the mount point stays, like Docker.
+  const volumed = await berth(
+    ['build', '-t', 'vol', '-f', '-', context],
+    'FROM busybox\nVOLUME /data/inner\nRUN echo lost > /data/inner/f && echo kept > /kept\n',
+  );
+  assert.equal(volumed.code, 0, volumed.stderr);
+  const volumeView = await berth([
+    'run',
+    '--rm',
+    '--cgroup-parent',
+    sandbox.cgroupParent,
+    '-v',
+    '/data/inner',
+    'vol',
+    'sh',
+    '-c',
+    'ls -A /data/inner | wc -l; cat /kept',
+  ]);
+  assert.equal(volumeView.stdout, '0\nkept\n', volumeView.stderr);
   const broken = await berth(['build', '-f', '-', context], 'FROM busybox\nFROBNICATE x\n');
   assert.notEqual(broken.code, 0);
   assert.match(broken.stderr, /FROBNICATE|unknown instruction/i);
