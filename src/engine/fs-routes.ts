@@ -13,6 +13,10 @@ const STAT_HEADER = 'X-Docker-Container-Path-Stat';
 function pathParam(ctx: RequestContext<{ id: string }>): string {
   const path = ctx.query.string('path');
   if (path === undefined || path === '') throw invalidArgument('path cannot be empty');
+  // Linux's limits (PATH_MAX, NAME_MAX), checked here so a client learns which rule it broke.
+  if (Buffer.byteLength(path) >= 4096) throw invalidArgument('path is too long');
+  if (path.split('/').some((part) => Buffer.byteLength(part) > 255))
+    throw invalidArgument('path has a file name longer than 255 bytes');
   return path;
 }
 

@@ -9,11 +9,12 @@ import { statsJson, systemCpuUsage, topOf, type StatsSample } from './stats.js';
 import type { ImageService } from '../image/image-service.js';
 import type { ImageProgress } from '../image/store/progress.js';
 import { readJsonLog } from '../runtime/json-log.js';
-import type { Engine, CreateRequest, WaitCondition } from './engine.js';
+import type { Engine, WaitCondition } from './engine.js';
 import { statusText, type ContainerRecord } from './container-record.js';
 import type { ExecConfig, ExecManager } from './exec.js';
 import { attach } from '../runtime/attach.js';
 import { portsSummary } from './container-network.js';
+import { checkCreateBody } from './create-body.js';
 import { registryClientFor } from './auth-route.js';
 import { parseReference } from '../image/reference.js';
 
@@ -164,8 +165,7 @@ function relaySession(
 
 export function registerContainerRoutes(router: Router, engine: Engine): void {
   router.post('/containers/create', async (ctx) => {
-    const body = await ctx.json<CreateRequest>();
-    if (!body) throw invalidArgument('Config cannot be empty in order to create a container');
+    const body = checkCreateBody(await ctx.json<unknown>());
     return Reply.json(201, await engine.create(body, ctx.query.string('name') || undefined));
   });
 

@@ -1,6 +1,7 @@
 /** The Docker Engine API's /volumes routes. */
 import type { Router } from '../api/router.js';
 import { Reply } from '../api/router.js';
+import { invalidArgument } from '../common/errors.js';
 import type { VolumeRecord, VolumeStore } from '../volume/local.js';
 import type { Engine } from './engine.js';
 
@@ -34,6 +35,22 @@ export function registerVolumeRoutes(router: Router, volumes: VolumeStore, engin
         DriverOpts?: Record<string, string>;
         Labels?: Record<string, string>;
       }>()) ?? {};
+    for (const [field, value] of Object.entries({ Name: body.Name, Driver: body.Driver }))
+      if (value !== undefined && value !== null && typeof value !== 'string')
+        throw invalidArgument(
+          `json: cannot unmarshal ${typeof value} into Go struct field CreateOptions.${field} of type string`,
+        );
+    for (const [field, value] of Object.entries({ DriverOpts: body.DriverOpts, Labels: body.Labels }))
+      if (
+        value !== undefined &&
+        value !== null &&
+        (typeof value !== 'object' ||
+          Array.isArray(value) ||
+          Object.values(value).some((v) => typeof v !== 'string'))
+      )
+        throw invalidArgument(
+          `json: cannot unmarshal into Go struct field CreateOptions.${field} of type map[string]string`,
+        );
     const volume = await volumes.create(body.Name || undefined, {
       ...(body.Labels ? { labels: body.Labels } : {}),
       ...(body.Driver ? { driver: body.Driver } : {}),

@@ -47,6 +47,13 @@ function validateDescriptor(value: unknown, where: string): Descriptor {
   if (typeof d.size !== 'number' || !Number.isSafeInteger(d.size) || d.size < 0) {
     throw invalidArgument(`${where} has an invalid size`);
   }
+  if (d.platform !== undefined) {
+    const p = d.platform as unknown as Record<string, unknown>;
+    if (typeof p !== 'object' || p === null || typeof p.os !== 'string' || typeof p.architecture !== 'string')
+      throw invalidArgument(`${where} has a platform without a string os and architecture`);
+    if (p.variant !== undefined && typeof p.variant !== 'string')
+      throw invalidArgument(`${where} has a platform variant that is not a string`);
+  }
   return value as Descriptor;
 }
 

@@ -37,6 +37,10 @@ export function parseImageConfig(data: Uint8Array, where: string): ImageConfig {
   if (config.history !== undefined && !Array.isArray(config.history)) {
     throw invalidArgument(`${where} has a "history" that is not an array`);
   }
+  config.history?.forEach((entry, i) => {
+    if (typeof entry !== 'object' || entry === null || Array.isArray(entry))
+      throw invalidArgument(`${where} history[${i}] is not an object`);
+  });
   return config as ImageConfig;
 }
 

@@ -80,7 +80,9 @@ export function historyOf(
       ? image.history
       : layerSizes.map(() => (image.created !== undefined ? { created: image.created } : {}));
   let layer = 0;
-  const items: HistoryItem[] = entries.map((entry) => {
+  // Configs are checked when stored (blobs.ts parseImageConfig); a stray entry still never throws here.
+  const items: HistoryItem[] = entries.map((raw) => {
+    const entry: HistoryEntry = typeof raw === 'object' && raw !== null ? raw : {};
     const empty = entry.empty_layer === true;
     const size = empty ? 0 : (layerSizes[layer++] ?? 0);
     const time = entry.created !== undefined ? Date.parse(entry.created) : NaN;
