@@ -4,7 +4,7 @@
  */
 import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeJsonAtomic } from '../common/atomic-file.js';
+import { writeFileAtomic } from '../common/atomic-file.js';
 import { conflict, notFound } from '../common/errors.js';
 import type { ContainerRecord } from './container-record.js';
 
@@ -13,6 +13,8 @@ const ID_PATTERN = /^[0-9a-f]{64}$/;
 export class ContainerStore {
   private readonly byId = new Map<string, ContainerRecord>();
   private readonly byName = new Map<string, string>();
+  /** The last write of each record under way (see write()). */
+  private readonly writes = new Map<string, Promise<void>>();
 
   private constructor(readonly root: string) {}
 
@@ -66,8 +68,39 @@ export class ContainerStore {
     }
   }
 
-  async save(record: ContainerRecord): Promise<void> {
-    await writeJsonAtomic(join(this.dir(record.id), 'config.v2.json'), record, { mode: 0o600 });
+  /** Write the record durably: its configuration changed (create, rename, update, networks). */
+  save(record: ContainerRecord): Promise<void> {
+    return this.write(record, true);
+  }
+
+  /**
+   * Write a change of state only (started, exited, paused): atomic but not fsynced, which is two
+   * fsyncs off every start and exit. berthd crashing keeps the rename; after a power loss no
+   * container runs, and recovery derives the state from the runtime anyway (an ext4 rename over
+   * the previous record flushes the new one with the next journal commit).
+   */
+  saveState(record: ContainerRecord): Promise<void> {
+    return this.write(record, false);
+  }
+
+  /**
+   * Writes of one record happen in call order, each with the content of its call, so a caller
+   * need not wait for one write to finish before the next change (start does not wait for its
+   * record before following the exit), and remove() waits for them.
+   */
+  private write(record: ContainerRecord, durable: boolean): Promise<void> {
+    const text = JSON.stringify(record, null, 2) + '\n';
+    const path = join(this.dir(record.id), 'config.v2.json');
+    const previous = this.writes.get(record.id) ?? Promise.resolve();
+    const done = previous
+      .catch(() => undefined)
+      .then(() => writeFileAtomic(path, text, { mode: 0o600, durable }));
+    this.writes.set(record.id, done);
+    const forget = (): void => {
+      if (this.writes.get(record.id) === done) this.writes.delete(record.id);
+    };
+    done.then(forget, forget);
+    return done;
   }
 
   async rename(record: ContainerRecord, name: string): Promise<void> {
@@ -84,6 +117,7 @@ export class ContainerStore {
   }
 
   async remove(record: ContainerRecord): Promise<void> {
+    await this.writes.get(record.id)?.catch(() => undefined);
     await rm(this.dir(record.id), { recursive: true, force: true });
     this.byId.delete(record.id);
     if (this.byName.get(record.name) === record.id) this.byName.delete(record.name);

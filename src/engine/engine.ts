@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { conflict, describeError, invalidArgument, notFound } from '../common/errors.js';
 import type { ImageService } from '../image/image-service.js';
 import type { Snapshotter } from '../snapshot/snapshotter.js';
-import { mountAll, unmount } from '../snapshot/mount.js';
+import { isMountPoint, mountAll, unmount } from '../snapshot/mount.js';
 import { mountIdmapped } from '../snapshot/idmap.js';
 import type { Runtime } from '../runtime/runtime.js';
 import { attach, type AttachSession } from '../runtime/attach.js';
@@ -109,6 +109,7 @@ export class Engine {
     await mkdir(join(options.execRoot, 'containers'), { recursive: true });
     await mkdir(join(options.execRoot, 'a'), { recursive: true, mode: 0o700 });
     await engine.recover();
+    await engine.removeOrphanedSnapshots();
     // Addresses of containers gone while berthd was down are freed; the ports of the ones that
     // kept running are forwarded again.
     await options.networking.manager.retain(
@@ -410,7 +411,8 @@ export class Engine {
     const id = record.id;
     const rootfs = this.rootfs(id);
     await mkdir(rootfs, { recursive: true });
-    await unmount(rootfs).catch(() => undefined);
+    // Left mounted by a start that failed half way or a berthd that was killed.
+    if (await isMountPoint(rootfs)) await unmount(rootfs).catch(() => undefined);
     const idMap = containerIdMap(this.options.userns, record.hostConfig);
     const snapshotMounts = await this.options.snapshotter.mounts(record.snapshotKey);
     if (idMap)
@@ -419,6 +421,7 @@ export class Engine {
         scratch: join(this.options.execRoot, 'idmap', id),
       });
     else await mountAll(snapshotMounts, rootfs);
+    let saved: Promise<void>;
     try {
       const image = await this.options.images.inspect(record.image).catch(() => undefined);
       const netnsPath = usesManagedNetwork(record)
@@ -484,7 +487,8 @@ export class Engine {
         StartedAt: new Date().toISOString(),
       };
       record.everStarted = true;
-      await this.containers.save(record);
+      // The exit is followed while the record is written (writes of a record keep their order).
+      saved = this.containers.saveState(record);
       this.publish(record, 'start');
       this.watchExit(record, watcher);
     } catch (err) {
@@ -494,9 +498,13 @@ export class Engine {
       await this.options.runtime.delete(id, true).catch(() => undefined);
       await this.options.networking.tearDown(record).catch(() => undefined);
       await unmount(rootfs).catch(() => undefined);
-      await this.containers.save(record).catch(() => undefined);
+      await this.containers.saveState(record).catch(() => undefined);
       throw err;
     }
+    // The container runs and its exit is followed: a failed write is reported, not undone.
+    await saved.catch((err: unknown) =>
+      this.options.log.error(`container ${id}: writing its record: ${describeError(err)}`),
+    );
   }
 
   /** Follow the container's exit through an attach session (it also drains nothing: output is discarded). */
@@ -539,7 +547,14 @@ export class Engine {
       ExitCode: exit?.exitCode ?? 255,
       FinishedAt: exit?.finishedAt ?? new Date().toISOString(),
     };
-    await this.containers.save(record);
+    // A container removed next needs no record of its exit: recovery would remove it too.
+    // The exit is known in memory even when the disk is full: waiters and events must not hang on it.
+    if (!record.hostConfig.AutoRemove)
+      await this.containers
+        .saveState(record)
+        .catch((err: unknown) =>
+          this.options.log.error(`container ${record.id}: recording its exit: ${describeError(err)}`),
+        );
     if (record.state.OOMKilled) this.publish(record, 'oom');
     this.publish(record, 'die', { exitCode: String(record.state.ExitCode) });
     this.notify(record, 'next-exit');
@@ -553,11 +568,13 @@ export class Engine {
     }
     if (this.shouldRestart(record)) {
       record.restartCount += 1;
-      const delay = Math.min(100 * 2 ** Math.min(record.restartCount, 10), 60_000);
+      // Docker's back-off: 100 ms, doubling each time, at most a minute.
+      const delay = Math.min(100 * 2 ** Math.min(record.restartCount - 1, 10), 60_000);
       record.state = { ...record.state, Status: 'restarting', Restarting: true };
-      await this.containers.save(record);
+      await this.containers.saveState(record).catch(() => undefined);
       setTimeout(() => {
-        if (!this.containers.find(record.id) || record.manuallyStopped) return;
+        // Removed, stopped, or started by hand meanwhile: nothing to restart.
+        if (!this.containers.find(record.id) || record.manuallyStopped || record.state.Running) return;
         this.startRecord(record).catch((err) =>
           this.options.log.error(`restarting ${record.id}: ${describeError(err)}`),
         );
@@ -664,6 +681,23 @@ export class Engine {
     });
   }
 
+  /** Writable snapshots of containers whose removal (or creation) a crash interrupted. */
+  private async removeOrphanedSnapshots(): Promise<void> {
+    const used = new Set(this.containers.list().map((c) => c.snapshotKey));
+    const orphans: string[] = [];
+    await this.options.snapshotter.walk((info) => {
+      if (info.kind === 'active' && /^[0-9a-f]{64}$/.test(info.name) && !used.has(info.name))
+        orphans.push(info.name);
+    });
+    for (const key of orphans) {
+      await unmount(join(this.containers.dir(key), 'rootfs')).catch(() => undefined);
+      await this.options.snapshotter
+        .remove(key)
+        .then(() => this.options.log.info(`removed the snapshot of container ${key}, which no longer exists`))
+        .catch((err: unknown) => this.options.log.warn(`orphaned snapshot ${key}: ${describeError(err)}`));
+    }
+  }
+
   // ---- stop, kill, wait, remove ---------------------------------------------------------------
 
   private notify(record: ContainerRecord, condition: WaitCondition): void {
@@ -704,7 +738,14 @@ export class Engine {
   /** Docker's stop: the stop signal, then SIGKILL after the timeout. Returns false if it was not running. */
   async stop(reference: string, timeoutSeconds?: number, signal?: string): Promise<boolean> {
     const record = this.containers.get(reference);
-    if (!record.state.Running) return false;
+    if (!record.state.Running) {
+      if (!record.state.Restarting) return false;
+      // Between two runs of a restart policy: the pending restart is cancelled, as Docker's stop does.
+      record.manuallyStopped = true;
+      record.state = { ...record.state, Status: 'exited', Restarting: false };
+      await this.containers.saveState(record);
+      return true;
+    }
     record.manuallyStopped = true;
     const exited = this.wait(record.id, 'next-exit');
     const stopSignal = signal || record.config.StopSignal || 'SIGTERM';
@@ -735,7 +776,7 @@ export class Engine {
     if (record.state.Paused) throw conflict(`Container ${record.id} is already paused`);
     await this.options.runtime.pause(record.id);
     record.state = { ...record.state, Status: 'paused', Paused: true };
-    await this.containers.save(record);
+    await this.containers.saveState(record);
     this.publish(record, 'pause');
   }
 
@@ -744,7 +785,7 @@ export class Engine {
     if (!record.state.Paused) throw conflict(`Container ${record.id} is not paused`);
     await this.options.runtime.resume(record.id);
     record.state = { ...record.state, Status: 'running', Paused: false };
-    await this.containers.save(record);
+    await this.containers.saveState(record);
     this.publish(record, 'unpause');
   }
 
@@ -763,13 +804,16 @@ export class Engine {
       if (!this.containers.find(record.id)) return; // AutoRemove took it
     }
     await this.exits.get(record.id);
-    await unmount(this.rootfs(record.id)).catch(() => undefined);
+    if (await isMountPoint(this.rootfs(record.id)))
+      await unmount(this.rootfs(record.id)).catch(() => undefined);
     await this.options.runtime.delete(record.id, true).catch(() => undefined);
+    // The record goes first: a crash after it leaves an orphaned snapshot, which the next start
+    // of berthd removes, never a container whose filesystem is gone.
+    await this.containers.remove(record);
     await this.options.snapshotter.remove(record.snapshotKey).catch((err: unknown) => {
       if (!(err instanceof Error && /not found|no such|does not exist/i.test(err.message))) throw err;
     });
     await rm(this.runDir(record.id), { recursive: true, force: true });
-    await this.containers.remove(record);
     if (options.volumes || record.hostConfig.AutoRemove) {
       for (const volume of Object.values(record.volumes ?? {})) {
         if (volume.anonymous)

@@ -251,7 +251,8 @@ export abstract class BaseSnapshotter implements Snapshotter {
         throw conflict(`snapshot ${JSON.stringify(key)} is still mounted at ${mounted.join(', ')}`);
       await this.removing(record);
       await unlink(join(dir, RECORD));
-      await syncDir(dir);
+      // As in save(): only a committed snapshot's record is durable, so only its removal is.
+      if (record.kind === 'committed') await syncDir(dir);
       this.byName.delete(key);
       this.byId.delete(record.id);
       await rm(dir, { recursive: true, force: true });

@@ -10,6 +10,7 @@
  * overlayMountData().
  */
 import { execFile } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute } from 'node:path';
 import { internal, invalidArgument } from '../common/errors.js';
 import type { Mount } from './snapshotter.js';
@@ -74,4 +75,38 @@ export async function mountAll(mounts: Mount[], target: string): Promise<void> {
 /** Unmount the filesystem mounted on `target` (the topmost one). */
 export async function unmount(target: string): Promise<void> {
   await run('umount', ['--', target]);
+}
+
+/** mountinfo's escaping of a path: space, tab, newline and backslash as octal. */
+const escapeMountPath = (path: string): string =>
+  path.replace(/[ \t\n\\]/g, (c) => `\\${c.charCodeAt(0).toString(8).padStart(3, '0')}`);
+
+/** Mount points at or below `dir` in berthd's mount namespace, deepest first. */
+export async function mountPointsUnder(dir: string): Promise<string[]> {
+  const text = await readFile('/proc/self/mountinfo', 'utf8');
+  const prefix = escapeMountPath(dir.replace(/\/+$/, ''));
+  const points: string[] = [];
+  for (const line of text.split('\n')) {
+    const point = line.split(' ')[4];
+    if (point !== undefined && (point === prefix || point.startsWith(`${prefix}/`)))
+      points.push(
+        point.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8))),
+      );
+  }
+  return points.sort((a, b) => b.length - a.length);
+}
+
+/**
+ * Whether something is mounted on `target` in berthd's mount namespace, from /proc/self/mountinfo:
+ * reading it is much cheaper than a umount(8) that fails.
+ */
+export async function isMountPoint(target: string): Promise<boolean> {
+  const field = ` ${escapeMountPath(target)} `;
+  const text = await readFile('/proc/self/mountinfo', 'utf8');
+  // Field 5 is the mount point: after the id, parent id, major:minor and root fields.
+  for (const line of text.split('\n')) {
+    const at = line.indexOf(field);
+    if (at >= 0 && line.slice(0, at).split(' ').length === 4) return true;
+  }
+  return false;
 }
