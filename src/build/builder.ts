@@ -25,7 +25,7 @@ import { familiarName } from '../image/store/names.js';
 import type { ContainerConfig, HealthConfig } from '../oci/image-spec.js';
 import type { Mount as OciMount } from '../oci/runtime-spec.js';
 import type { Runtime } from '../runtime/runtime.js';
-import { mountAll, unmount } from '../snapshot/mount.js';
+import { mountAll, mountPointsUnder, unmount } from '../snapshot/mount.js';
 import type { Snapshotter } from '../snapshot/snapshotter.js';
 import { contentSource, download, extractIfArchive, isUrl } from './add.js';
 import { cacheKey, type BuildCache } from './cache.js';
@@ -182,6 +182,12 @@ export class Builder {
 
   /** Remove what a crashed build left behind: scratch space and the snapshots of unfinished steps. */
   async recover(): Promise<void> {
+    // A crash in the middle of a build leaves its step container running and its root mounted.
+    for (const { record } of await this.deps.runtime.list())
+      if (record.bundle.startsWith(`${this.deps.tempRoot}/`))
+        await this.deps.runtime.delete(record.id, true).catch(() => undefined);
+    for (const point of await mountPointsUnder(this.deps.tempRoot))
+      await unmount(point).catch(() => undefined);
     await rm(this.deps.tempRoot, { recursive: true, force: true });
     const stale: string[] = [];
     await this.deps.snapshotter.walk((info) => {

@@ -142,11 +142,17 @@ function relaySession(
   const { input, output } = connection;
   session.output.on('data', (chunk: { stream: 'stdout' | 'stderr'; data: Buffer }) => {
     if (chunk.stream === 'stdout' ? !options.stdout : !options.stderr) return;
-    output.write(
+    const flowing = output.write(
       options.tty
         ? chunk.data
         : encodeFrame(chunk.stream === 'stdout' ? StdStream.Stdout : StdStream.Stderr, chunk.data),
     );
+    // A client that stops reading holds the session back, not berthd's memory: the shim drops a
+    // client that falls too far behind.
+    if (!flowing) {
+      session.output.pause();
+      output.once('drain', () => session.output.resume());
+    }
   });
   const finish = (): void => void options.ended.then(() => output.end());
   session.output.on('end', finish);
