@@ -21,24 +21,13 @@ import { docker, startBerthd } from '../helpers/berthd.js';
 import { execProgram } from '../helpers/exec.js';
 import { ensureFixture } from '../../fixtures/index.js';
 import { parseReference } from '../../src/image/reference.js';
+import { prng } from '../helpers/prng.js';
 
 const SEED = Number(process.env.BERTH_FUZZ_SEED ?? 0x5eed);
 const REQUESTS = 2500;
 const BUDGET_MS = 40_000;
 const REQUEST_TIMEOUT_MS = 10_000;
 const CLOSED_REGISTRY = '127.0.0.1:1';
-
-/** mulberry32: small, fast and reproducible. */
-function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 

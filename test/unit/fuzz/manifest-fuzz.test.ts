@@ -11,21 +11,11 @@ import { parseManifestDocument } from '../../../src/image/registry/manifest.js';
 import { selectManifest } from '../../../src/image/registry/platform.js';
 import { historyOf, runConfigOf } from '../../../src/image/store/image-config.js';
 import type { ImageConfig } from '../../../src/oci/image-spec.js';
+import { prng } from '../../helpers/prng.js';
 
 const SEED = Number(process.env.BERTH_FUZZ_SEED ?? 0x5eed);
 const ITERATIONS = 4000;
 const BUDGET_MS = 3000;
-
-function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 

@@ -12,22 +12,11 @@ import { parseReference } from '../../../src/image/reference.js';
 import { buildConfig, parseConfigFile } from '../../../src/daemon/config.js';
 import { parseDockerfile } from '../../../src/build/dockerfile/parser.js';
 import { parseBind } from '../../../src/engine/binds.js';
+import { prng } from '../../helpers/prng.js';
 
 const SEED = Number(process.env.BERTH_FUZZ_SEED ?? 0x5eed);
 const ITERATIONS = 4000;
 const BUDGET_MS = 3000;
-
-/** mulberry32: small, fast and reproducible. */
-function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const INTERESTING = [
   ':',

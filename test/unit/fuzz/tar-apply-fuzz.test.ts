@@ -13,21 +13,11 @@ import { join } from 'node:path';
 import { BerthError } from '../../../src/common/errors.js';
 import { applyTar } from '../../../src/archive/apply.js';
 import { tarArchive, type TarEntry } from '../../../src/archive/tar-writer.js';
+import { prng } from '../../helpers/prng.js';
 
 const SEED = Number(process.env.BERTH_FUZZ_SEED ?? 0x7a4);
 const ITERATIONS = 400;
 const BUDGET_MS = 10_000;
-
-function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Everything below `dir`: relative path -> content (files) or type. */
 async function listing(dir: string): Promise<string[]> {
