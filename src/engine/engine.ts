@@ -112,14 +112,12 @@ export class Engine {
     await engine.removeOrphanedSnapshots();
     // Addresses of containers gone while berthd was down are freed; the ports of the ones that
     // kept running are forwarded again.
-    await options.networking.manager.retain(
-      new Set(
-        engine.containers
-          .list()
-          .filter((c) => c.state.Running)
-          .map((c) => c.id),
-      ),
+    const running = engine.containers.list().filter((c) => c.state.Running);
+    // Namespaces no running container uses (a build step or a start a crash interrupted) go too.
+    await options.networking.manager.removeSandboxesExcept(
+      new Set(running.flatMap((c) => (c.netnsPath ? [c.netnsPath] : []))),
     );
+    await options.networking.manager.retain(new Set(running.map((c) => c.id)));
     await options.networking.manager.applyFirewall();
     return engine;
   }

@@ -5,7 +5,7 @@
  * the netlink coprocess and nft.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeJsonAtomic } from '../common/atomic-file.js';
 import { describeError, forbidden, conflict, invalidArgument } from '../common/errors.js';
@@ -661,6 +661,20 @@ export class NetworkManager {
     };
     this.firewallQueue = this.firewallQueue.then(run, run);
     return this.firewallQueue;
+  }
+
+  /**
+   * After the engine's recovery: network namespaces no running container uses (a build step or a
+   * start a crash interrupted) go, and their veths with them.
+   */
+  async removeSandboxesExcept(keep: Set<string>): Promise<void> {
+    for (const name of await readdir(this.sandboxDir).catch(() => [] as string[])) {
+      const path = join(this.sandboxDir, name);
+      if (keep.has(path)) continue;
+      await this.netlink
+        .run([{ op: 'netns-delete', path }])
+        .catch((err: unknown) => this.options.log.warn(`network namespace ${path}: ${describeError(err)}`));
+    }
   }
 
   /** After the engine's recovery: addresses held by containers that no longer run are freed. */
