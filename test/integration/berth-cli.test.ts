@@ -90,18 +90,18 @@ test('berth build: a context directory, cache hits, -q, a changed file rebuilds 
     'FROM busybox\nRUN echo built > /hello\nCOPY a.txt /a.txt\nCMD ["cat", "/hello", "/a.txt"]\n',
   );
   await writeFile(join(context, 'a.txt'), 'first\n');
-  const built = await berth(['build', '-t', 'mine', context]);
+  const built = await berth(['build', '--cgroup-parent', sandbox.cgroupParent, '-t', 'mine', context]);
   assert.equal(built.code, 0, built.stderr);
   assert.match(built.stdout, /Step 4\/4 : CMD/);
   assert.match(built.stdout, /Successfully tagged mine:latest/);
   const ran = await berth(['run', '--rm', '--cgroup-parent', sandbox.cgroupParent, 'mine']);
   assert.equal(ran.stdout, 'built\nfirst\n');
-  const again = await berth(['build', '-t', 'mine', context]);
+  const again = await berth(['build', '--cgroup-parent', sandbox.cgroupParent, '-t', 'mine', context]);
   assert.equal((again.stdout.match(/Using cache/g) ?? []).length, 3, again.stdout);
-  const quiet = await berth(['build', '-q', context]);
+  const quiet = await berth(['build', '--cgroup-parent', sandbox.cgroupParent, '-q', context]);
   assert.match(quiet.stdout, /^sha256:[0-9a-f]{64}\n$/);
   await writeFile(join(context, 'a.txt'), 'second\n');
-  const changed = await berth(['build', '-t', 'mine', context]);
+  const changed = await berth(['build', '--cgroup-parent', sandbox.cgroupParent, '-t', 'mine', context]);
   assert.equal(
     (changed.stdout.match(/Using cache/g) ?? []).length,
     1,
@@ -111,7 +111,7 @@ test('berth build: a context directory, cache hits, -q, a changed file rebuilds 
   assert.equal(rerun.stdout, 'built\nsecond\n');
   // RUN steps are on the default bridge (an eth0 with an address from its subnet) unless --network=none.
   const networked = await berth(
-    ['build', '-t', 'net', '-f', '-', context],
+    ['build', '--cgroup-parent', sandbox.cgroupParent, '-t', 'net', '-f', '-', context],
     'FROM busybox\nRUN ip -4 -o addr show eth0 > /net.txt\nRUN --network=none ip -o link > /none.txt\n',
   );
   assert.equal(networked.code, 0, networked.stderr);
@@ -132,7 +132,7 @@ test('berth build: a context directory, cache hits, -q, a changed file rebuilds 
   assert.doesNotMatch(seen.stdout.split('\n').slice(1).join('\n'), /eth0/, 'no eth0 with --network=none');
   // After VOLUME, a RUN writes into an empty volume (discarded) and the mount point stays, like Docker.
   const volumed = await berth(
-    ['build', '-t', 'vol', '-f', '-', context],
+    ['build', '--cgroup-parent', sandbox.cgroupParent, '-t', 'vol', '-f', '-', context],
     'FROM busybox\nVOLUME /data/inner\nRUN echo lost > /data/inner/f && echo kept > /kept\n',
   );
   assert.equal(volumed.code, 0, volumed.stderr);
@@ -149,7 +149,10 @@ test('berth build: a context directory, cache hits, -q, a changed file rebuilds 
     'ls -A /data/inner | wc -l; cat /kept',
   ]);
   assert.equal(volumeView.stdout, '0\nkept\n', volumeView.stderr);
-  const broken = await berth(['build', '-f', '-', context], 'FROM busybox\nFROBNICATE x\n');
+  const broken = await berth(
+    ['build', '--cgroup-parent', sandbox.cgroupParent, '-f', '-', context],
+    'FROM busybox\nFROBNICATE x\n',
+  );
   assert.notEqual(broken.code, 0);
   assert.match(broken.stderr, /FROBNICATE|unknown instruction/i);
 });
