@@ -81,6 +81,8 @@ async function main(): Promise<void> {
       await rm(workDir, { recursive: true, force: true });
       for (const hierarchy of await readdir('/sys/fs/cgroup').catch(() => [] as string[])) {
         await rmdir(join('/sys/fs/cgroup', hierarchy, `berth-bench-${process.pid}`)).catch(() => undefined);
+        // The bench's berthd puts containers under its default parent `berth`: empty once they are gone.
+        await rmdir(join('/sys/fs/cgroup', hierarchy, 'berth')).catch(() => undefined);
       }
       process.stderr.write(`bench: ${scenario.name} took ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
     }
