@@ -192,7 +192,11 @@ test(
     const restarted = nextEvent(bus, (e) => e.Action === 'health_status: healthy');
     start('start');
     await new Promise((r) => setImmediate(r));
-    assert.equal(record.state.Health?.Status, 'starting');
+    // Starting again, unless the first probe after the restart already succeeded (a loaded machine).
+    assert.ok(
+      ['starting', 'healthy'].includes(record.state.Health?.Status ?? ''),
+      record.state.Health?.Status,
+    );
     await restarted;
 
     start('die');
