@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { writeJsonAtomic, syncDir } from '../common/atomic-file.js';
 import { conflict, errnoCode, invalidArgument, notFound } from '../common/errors.js';
 import { diskUsage } from './usage.js';
+import { spreadSubdirectories } from '../linux/spread-dirs.js';
 import type {
   LayerTarget,
   Mount,
@@ -85,6 +86,7 @@ export abstract class BaseSnapshotter implements Snapshotter {
   /** Load the records on disk, deleting what a crash left half made. */
   protected async load(): Promise<void> {
     await mkdir(this.snapshotsDir, { recursive: true });
+    await spreadSubdirectories(this.snapshotsDir);
     for (const name of await readdir(this.snapshotsDir)) {
       if (!ID_PATTERN.test(name)) continue;
       let record: SnapshotRecord;

@@ -10,6 +10,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { writeJsonAtomic } from '../common/atomic-file.js';
 import { conflict, invalidArgument, notFound } from '../common/errors.js';
+import { spreadSubdirectories } from '../linux/spread-dirs.js';
 
 const run = promisify(execFile);
 const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/;
@@ -36,6 +37,7 @@ export class VolumeStore {
   static async open(dataRoot: string): Promise<VolumeStore> {
     const store = new VolumeStore(join(dataRoot, 'volumes'));
     await mkdir(store.root, { recursive: true, mode: 0o701 });
+    await spreadSubdirectories(store.root);
     for (const name of await readdir(store.root)) {
       try {
         store.volumes.set(
