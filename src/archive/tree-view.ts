@@ -59,7 +59,8 @@ export async function lstatOrUndefined(path: string): Promise<Stats | undefined>
 /** Synchronous lstat for the apply worker, where a blocking call costs no one else anything. */
 export function lstatSyncOrUndefined(path: string): Stats | undefined {
   try {
-    return lstatSync(path);
+    // Most lookups during an apply miss: without throwIfNoEntry each miss builds an exception.
+    return lstatSync(path, { throwIfNoEntry: false });
   } catch (err) {
     const code = errnoCode(err);
     if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
