@@ -11,6 +11,8 @@ export interface ApplyJob {
   port: MessagePort;
   target: string;
   options: ApplyOptions;
+  /** Read the layer from this open file instead of the port (the main thread keeps it open). */
+  fd?: number;
 }
 
 /** Main thread -> worker, on the job's port. */
@@ -25,6 +27,8 @@ export type OutputMessage =
   | { type: 'want' }
   /** The apply stopped reading early: no more input is needed. */
   | { type: 'stop' }
+  /** Bytes read so far from `fd` (input from a file only). */
+  | { type: 'progress'; bytes: number }
   | { type: 'done'; result: ApplyResult }
   | { type: 'error'; kind: ErrorKind | undefined; message: string };
 

@@ -1,7 +1,8 @@
 /**
  * The apply worker thread: takes one ApplyJob at a time from the main thread, reads the layer's
- * bytes from the job's port and applies it with applyInThread().
+ * bytes from the job's port (or from the job's open file) and applies it with applyInThread().
  */
+import { readSync } from 'node:fs';
 import { parentPort, type MessagePort } from 'node:worker_threads';
 import { BerthError } from '../common/errors.js';
 import { applyInThread } from './applier.js';
@@ -42,11 +43,27 @@ async function* received(port: MessagePort): AsyncGenerator<Uint8Array> {
   }
 }
 
+/** The layer read straight from an open file, in large chunks, reporting progress as it goes. */
+async function* fromFile(fd: number, port: MessagePort): AsyncGenerator<Uint8Array> {
+  let position = 0;
+  while (true) {
+    const chunk = Buffer.allocUnsafe(FILE_CHUNK);
+    const length = readSync(fd, chunk, 0, FILE_CHUNK, position);
+    if (length === 0) return;
+    position += length;
+    port.postMessage({ type: 'progress', bytes: position } satisfies OutputMessage);
+    yield chunk.subarray(0, length);
+  }
+}
+
+const FILE_CHUNK = 1 << 20;
+
 async function run(job: ApplyJob): Promise<void> {
   const { port } = job;
   const send = (message: OutputMessage): void => port.postMessage(message);
   try {
-    send({ type: 'done', result: await applyInThread(received(port), job.target, job.options) });
+    const input = job.fd === undefined ? received(port) : fromFile(job.fd, port);
+    send({ type: 'done', result: await applyInThread(input, job.target, job.options) });
   } catch (err) {
     send({
       type: 'error',

@@ -15,17 +15,31 @@
  * OCI spec says: an entry written earlier by the same layer survives them.
  *
  * Where: decompression, hashing, tar parsing and every filesystem call run in a worker thread
- * (applier.ts, apply-worker.ts); this thread only hands it the input's chunks, so a large layer
- * never holds up the event loop, and the worker's blocking syscalls skip the thread pool's
- * round trips (several per entry, which dominated unpacking).
+ * (applier.ts, apply-worker.ts); this thread only hands it the input's chunks (or, for a layer in
+ * a file, only the file descriptor), so a large layer never holds up the event loop, and the
+ * worker's blocking syscalls skip the thread pool's round trips (several per entry, which
+ * dominated unpacking).
  */
 import { MessageChannel } from 'node:worker_threads';
 import { BerthError, internal } from '../common/errors.js';
-import type { InputMessage, OutputMessage } from './apply-protocol.js';
+import type { ApplyJob, InputMessage, OutputMessage } from './apply-protocol.js';
 import type { ApplyOptions, ApplyResult } from './apply-types.js';
 import { releaseWorker, takeWorker } from './worker-pool.js';
 
 export type { ApplyMode, ApplyOptions, ApplyResult, IdMap, IdRange } from './apply-types.js';
+
+/**
+ * A layer in an open file (a content store blob): the worker reads it itself, so no chunk is
+ * read or copied by this thread. The file must stay open until the apply settles.
+ */
+export interface LayerFile {
+  fd: number;
+  /** The bytes read so far, as the worker reports them (progress). */
+  onBytes?: (total: number) => void;
+}
+
+const isLayerFile = (input: AsyncIterable<Uint8Array> | LayerFile): input is LayerFile =>
+  typeof (input as LayerFile).fd === 'number';
 
 /**
  * Stream the layer in `input` (gzip, zstd or plain tar) into `target`. Returns the diff ID
@@ -33,7 +47,7 @@ export type { ApplyMode, ApplyOptions, ApplyResult, IdMap, IdRange } from './app
  * settles only once the worker has stopped touching `target`.
  */
 export async function applyTar(
-  input: AsyncIterable<Uint8Array>,
+  input: AsyncIterable<Uint8Array> | LayerFile,
   target: string,
   options: ApplyOptions,
 ): Promise<ApplyResult> {
@@ -64,6 +78,7 @@ export async function applyTar(
     port.on('message', (message: OutputMessage) => {
       if (message.type === 'want') credit++;
       else if (message.type === 'stop') stopped = true;
+      else if (message.type === 'progress') file?.onBytes?.(message.bytes);
       else {
         settle();
         if (message.type === 'done') resolve(message.result);
@@ -74,7 +89,9 @@ export async function applyTar(
     });
   });
 
+  const file = isLayerFile(input) ? input : undefined;
   const pump = async (): Promise<void> => {
+    if (isLayerFile(input)) return;
     const iterator = input[Symbol.asyncIterator]();
     let done = false;
     try {
@@ -103,7 +120,8 @@ export async function applyTar(
     }
   };
 
-  worker.postMessage({ port: port2, target, options }, [port2]);
+  const job: ApplyJob = { port: port2, target, options, ...(file ? { fd: file.fd } : {}) };
+  worker.postMessage(job, [port2]);
   const pumped = pump();
   try {
     const result = await outcome;

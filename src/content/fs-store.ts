@@ -111,6 +111,11 @@ export class FsContentStore implements ContentStore {
     return info;
   }
 
+  async open(digest: string): Promise<FileHandle> {
+    await this.requireInfo(digest);
+    return open(this.blobPath(digest), 'r');
+  }
+
   async read(digest: string, options: { offset?: number } = {}): Promise<Readable> {
     const info = await this.requireInfo(digest);
     const start = options.offset ?? 0;

@@ -1,5 +1,6 @@
 /** The content store: blobs addressed by digest, written only through verified ingests. */
 import type { Readable } from 'node:stream';
+import type { FileHandle } from 'node:fs/promises';
 
 export interface BlobInfo {
   digest: string;
@@ -86,6 +87,8 @@ export interface ContentStore {
   /** A stream of the blob's bytes from `offset`; throws notFound when absent. */
   read(digest: string, options?: { offset?: number }): Promise<Readable>;
   readAll(digest: string): Promise<Buffer>;
+  /** The blob's file, open for reading (the caller closes it); throws notFound when absent. */
+  open(digest: string): Promise<FileHandle>;
   /** Remove a blob; false when it was not there. */
   delete(digest: string): Promise<boolean>;
   /** Every committed blob, in no particular order. */

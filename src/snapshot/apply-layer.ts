@@ -4,7 +4,7 @@
  * chainID(n) = sha256(chainID(n-1) + " " + diffID(n)) (OCI image spec, config.md).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { applyTar, type ApplyOptions } from '../archive/apply.js';
+import { applyTar, type ApplyOptions, type LayerFile } from '../archive/apply.js';
 import { BerthError, invalidArgument } from '../common/errors.js';
 import type { Snapshotter } from './snapshotter.js';
 
@@ -37,7 +37,7 @@ async function exists(snapshotter: Snapshotter, name: string): Promise<boolean> 
 }
 
 /** Stop reading a layer stream we do not need (a Node.js stream is destroyed). */
-function discard(layer: AsyncIterable<Uint8Array>): void {
+function discard(layer: AsyncIterable<Uint8Array> | LayerFile): void {
   const stream = layer as { destroy?: () => void };
   if (typeof stream.destroy === 'function') stream.destroy();
 }
@@ -48,7 +48,7 @@ function discard(layer: AsyncIterable<Uint8Array>): void {
  */
 export async function applyLayer(
   snapshotter: Snapshotter,
-  layer: AsyncIterable<Uint8Array>,
+  layer: AsyncIterable<Uint8Array> | LayerFile,
   parentChainId: string | undefined,
   options: ApplyLayerOptions = {},
 ): Promise<AppliedLayer> {

@@ -36,19 +36,6 @@ async function isCommitted(snapshotter: Snapshotter, name: string): Promise<bool
   }
 }
 
-/** Counts the compressed bytes read, for `Extracting` progress as Docker reports it. */
-async function* counted(
-  input: AsyncIterable<Uint8Array>,
-  onBytes: (total: number) => void,
-): AsyncGenerator<Uint8Array> {
-  let total = 0;
-  for await (const chunk of input) {
-    total += chunk.length;
-    onBytes(total);
-    yield chunk;
-  }
-}
-
 export function snapshotUnpacker(snapshotter: Snapshotter, content: ContentStore): Unpacker {
   return async (image, onProgress) => {
     let parent: string | undefined;
@@ -62,7 +49,8 @@ export function snapshotUnpacker(snapshotter: Snapshotter, content: ContentStore
       await image.stored?.(i);
       const id = shortDigest(layer.digest);
       const extracting = byteProgress(onProgress, id, 'Extracting');
-      const blob = await content.read(layer.digest);
+      // The apply worker reads the blob's file itself.
+      const blob = await content.open(layer.digest);
       // Image layers may carry device nodes (a Debian root filesystem has /dev/console, ...):
       // like Docker, root creates them; they stay inside the snapshot either way. The apply
       // decompresses (in its worker) and checks the media type against the magic bytes.
@@ -70,12 +58,12 @@ export function snapshotUnpacker(snapshotter: Snapshotter, content: ContentStore
       try {
         applied = await applyLayer(
           snapshotter,
-          counted(blob, (current) => extracting(current, layer.size)),
+          { fd: blob.fd, onBytes: (current) => extracting(current, layer.size) },
           parent,
           { diffId, mediaType: layer.mediaType, allowDevices: process.getuid?.() === 0 },
         );
       } finally {
-        blob.destroy(); // closed even when the apply never read it
+        await blob.close();
       }
       if (applied.size !== undefined) await recordUnpackedSize(content, layer.digest, applied.size);
       onProgress?.({ id, status: 'Pull complete' });

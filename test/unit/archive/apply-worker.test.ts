@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
@@ -94,4 +94,33 @@ test('an apply that stops early (a refused entry) closes its input', async (t) =
   await assert.rejects(applyTar(input, dir, { mode: 'flat' }), /climbs above the root/);
   assert.ok(closed, 'the input generator was returned');
   assert.deepEqual(await readdir(dir), []);
+});
+
+test('a layer in an open file is read by the worker itself, with progress up to its size', async (t) => {
+  const dir = await tempDir(t);
+  const entries = Array.from({ length: 30 }, (_, i) => file(`d${i % 3}/f${i}`, `${i}`.repeat(70_000)));
+  const layer = gzipSync(tarArchive(entries), { level: 1 });
+  const path = join(dir, 'layer.tar.gz');
+  await writeFile(path, layer);
+  await mkdir(join(dir, 'a'));
+  await mkdir(join(dir, 'b'));
+  const fromStream = await applyTar(chunks(layer, 4096), join(dir, 'a'), { mode: 'flat' });
+  const handle = await open(path, 'r');
+  const seen: number[] = [];
+  try {
+    const fromFile = await applyTar({ fd: handle.fd, onBytes: (n) => seen.push(n) }, join(dir, 'b'), {
+      mode: 'flat',
+    });
+    assert.equal(fromFile.diffId, fromStream.diffId);
+    assert.equal(fromFile.entries, 30);
+  } finally {
+    await handle.close();
+  }
+  assert.equal(await readFile(join(dir, 'b/d2/f29'), 'utf8'), '29'.repeat(70_000));
+  assert.equal(seen.at(-1), layer.length, 'the last progress report is the whole file');
+  assert.deepEqual(
+    seen,
+    [...seen].sort((x, y) => x - y),
+    'progress only grows',
+  );
 });
