@@ -51,7 +51,12 @@ const full = encodePlan([
   ops.noNewPrivs(),
   ops.chdir('/home/user'),
   ops.personality(8),
+  ops.hook('createContainer', { path: '/usr/bin/hook', args: ['hook', 'create'], env: ['A=1'], timeout: 5 }, [
+    '{"ociVersion":"1.2.0","id":"c","status":"creating","pid":',
+    ',"bundle":"/b"}',
+  ]),
   ops.waitStart(),
+  ops.hook('startContainer', { path: '/hook' }, ['{"status":"created","pid":', '}']),
   ops.preserveFds(2),
   ops.seccomp(0, new Uint8Array([6, 0, 0, 0, 0, 0, 0xff, 0x7f])),
   exec,
@@ -70,6 +75,11 @@ write(
     exec,
   ]),
 );
+
+// A SCMP_ACT_NOTIFY filter (NEW_LISTENER, 8) and where its listener fd goes.
+const listener = ops.seccompListener('/run/agent.sock', ['{"fds":["seccompFd"],"pid":', ',"state":{"pid":', '}}']);
+const notifyFilter = ops.seccomp(8, new Uint8Array([6, 0, 0, 0, 0, 0, 0xc0, 0x7f]));
+write('valid-listener.bin', encodePlan([listener, notifyFilter, exec]));
 
 const patched = (bytes, offset, values) => {
   const copy = Buffer.from(bytes);
@@ -101,3 +111,8 @@ write('bad-wait-start.bin', encodePlan([ops.waitStart(), exec]));
 write('bad-cgroup-relative.bin', encodePlan([ops.cgroupJoin('tasks'), exec]));
 write('bad-clone-into-twice.bin', encodePlan([ops.cloneIntoCgroup('/a'), ops.cloneIntoCgroup('/b'), exec]));
 write('bad-stdio-console.bin', encodePlan([ops.consoleSocket('/s', 24, 80), ops.stdioPipes(), exec]));
+write('bad-listener-no-filter.bin', encodePlan([listener, exec]));
+write('bad-filter-no-listener.bin', encodePlan([notifyFilter, exec]));
+write('bad-listener-relative.bin', encodePlan([ops.seccompListener('agent.sock', ['{}']), notifyFilter, exec]));
+write('bad-hook-relative.bin', encodePlan([ops.hook('startContainer', { path: 'hook' }, ['{}']), exec]));
+write('bad-hook-no-state.bin', encodePlan([ops.hook('startContainer', { path: '/hook' }, []), exec]));

@@ -21,7 +21,9 @@
 
 struct init_state {
     struct launch *l;
+    pid_t host_pid; /* init's pid in the shim's pid namespace (from `go`), for HOOK's state */
     int fifo;
+    int start;      /* the start fifo opened for writing: held while startContainer HOOKs run */
     int created;
 };
 
@@ -64,19 +66,52 @@ static int write_file(const char *path, const char *content, struct failure *f)
     return r < 0 ? fail(f, err, "writing %s", path) : 0;
 }
 
+/* WAIT_START: `created`, then wait for `start` to open the fifo. The answer byte is written by
+ * answer_start() once the HOOK ops that follow (startContainer hooks) have run. */
 static int wait_start(struct init_state *s, struct failure *f)
 {
     char path[64];
     send_msg(s->l->chan, "created", -1);
     s->created = 1;
     snprintf(path, sizeof path, "/proc/self/fd/%d", s->fifo);
-    int fd = open(path, O_WRONLY | O_CLOEXEC); /* blocks until `start` opens the fifo for reading */
-    if (fd < 0) return fail(f, errno, "opening the start fifo");
-    int r = write_all(fd, "0", 1);
+    s->start = open(path, O_WRONLY | O_CLOEXEC); /* blocks until `start` opens it for reading */
     int err = errno;
-    close(fd);
     close(s->fifo);
+    return s->start < 0 ? fail(f, err, "opening the start fifo") : 0;
+}
+
+/* "0": go on; "1<message>" (one write, so it arrives whole): a startContainer hook failed. */
+static int answer_start(struct init_state *s, const struct failure *failed, struct failure *f)
+{
+    char buf[DETAIL_MAX + 1];
+    int len = failed ? snprintf(buf, sizeof buf, "1%s", failed->detail) : snprintf(buf, sizeof buf, "0");
+    int r = write_all(s->start, buf, (size_t)len < sizeof buf ? (size_t)len : sizeof buf - 1);
+    int err = errno;
+    close(s->start);
+    s->start = -1;
     return r < 0 ? fail(f, err, "writing the start fifo") : 0;
+}
+
+/* SECCOMP with NEW_LISTENER: the shim sends the fd to the listener (SECCOMP_LISTENER) and answers. */
+static int hand_over_listener(struct init_state *s, int listener, struct failure *f)
+{
+    char answer[DETAIL_MAX + 64];
+    int sent = send_msg(s->l->chan, "seccomp", listener);
+    int err = errno;
+    close(listener);
+    if (sent < 0) return fail(f, err, "passing the seccomp listener fd to the shim");
+    if (recv_msg(s->l->chan, answer, sizeof answer, NULL, 0) <= 0) return fail(f, EPIPE, "the shim did not answer");
+    if (strcmp(answer, "seccomp-ok") == 0) return 0;
+    /* "seccomp-error <errno> <detail>": the detail already names the error */
+    char *detail = answer;
+    int code = EPROTO;
+    if (strncmp(answer, "seccomp-error ", 14) == 0) {
+        code = (int)strtol(answer + 14, &detail, 10);
+        if (*detail == ' ') detail++;
+    }
+    fail(f, 0, "%s", detail);
+    f->err = code;
+    return -1;
 }
 
 /* The caller passed the fds to preserve as 5..5+n-1; the container gets them as 3..3+n-1. */
@@ -172,7 +207,12 @@ static int run_op(struct init_state *s, const struct plan_op *op, struct failure
     case OP_CAPS: return op_caps(op, f);
     case OP_NO_NEW_PRIVS: return op_no_new_privs(f);
     case OP_CHDIR: return chdir(a[0].s) < 0 ? fail(f, errno, "chdir %s", a[0].s) : 0;
-    case OP_SECCOMP: return op_seccomp(op, f);
+    case OP_SECCOMP: {
+        int listener;
+        if (op_seccomp(op, &listener, f) < 0) return -1;
+        return listener < 0 ? 0 : hand_over_listener(s, listener, f);
+    }
+    case OP_HOOK: return op_hook(op, s->host_pid, f);
     case OP_OPEN_START_FIFO:
         s->fifo = fd_above(open(a[0].s, O_PATH | O_CLOEXEC), fd_floor(s->l));
         return s->fifo < 0 ? fail(f, errno, "opening %s", a[0].s) : 0;
@@ -220,15 +260,21 @@ static void __attribute__((noreturn)) init_main(struct launch *l, const int *fds
     close_unneeded(l);
     if (!l->setup_terminal) setsid();
 
-    char go[16];
-    if (recv_msg(l->chan, go, sizeof go, NULL, 0) <= 0 || strcmp(go, "go") != 0) _exit(1);
+    char go[32];
+    if (recv_msg(l->chan, go, sizeof go, NULL, 0) <= 0 || strncmp(go, "go ", 3) != 0) _exit(1);
     if (l->userns_index >= 0 && become_ns_root(&f) < 0) die_op(l, l->userns_index, &f);
 
-    struct init_state s = {.l = l, .fifo = -1, .created = 0};
+    struct init_state s = {.l = l, .host_pid = (pid_t)strtol(go + 3, NULL, 10), .fifo = -1, .start = -1};
+    int wait_index = -1;
     for (uint32_t i = 0; i < l->plan->nops; i++) {
         const struct plan_op *op = &l->plan->ops[i];
         if (op->code < OP_FIRST_CONTAINER) continue;
-        if (run_op(&s, op, &f) < 0) die_op(l, (int)i, &f);
+        if (s.start >= 0 && op->code != OP_HOOK && answer_start(&s, NULL, &f) < 0) die_op(l, wait_index, &f);
+        if (op->code == OP_WAIT_START) wait_index = (int)i;
+        if (run_op(&s, op, &f) < 0) {
+            if (s.start >= 0) answer_start(&s, &f, &(struct failure){0});
+            die_op(l, (int)i, &f);
+        }
     }
     _exit(1); /* not reached: the plan ends with EXEC */
 }

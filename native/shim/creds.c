@@ -84,8 +84,9 @@ int op_no_new_privs(struct failure *f)
     return 0;
 }
 
-int op_seccomp(const struct plan_op *op, struct failure *f)
+int op_seccomp(const struct plan_op *op, int *listener, struct failure *f)
 {
+    *listener = -1;
     unsigned flags = (unsigned)op->f[0].n;
     size_t count = op->f[1].len / sizeof(struct sock_filter);
     struct sock_filter *filter = malloc(op->f[1].len); /* aligned copy of the packed program */
@@ -97,6 +98,6 @@ int op_seccomp(const struct plan_op *op, struct failure *f)
     int err = errno;
     free(filter);
     if (r < 0) return fail(f, err, "loading the seccomp filter (%zu instructions, flags 0x%x)", count, flags);
-    if (r > 0) close((int)r); /* a listener fd (NEW_LISTENER) has nowhere to go without listenerPath */
+    if (r > 0) *listener = (int)r;
     return 0;
 }

@@ -345,6 +345,20 @@ int cmd_launch(void)
     const char *exit_file = string_of(plan, OP_EXIT_FILE, &index);
     char *exit_copy = exit_file ? strdup(exit_file) : NULL;
     mc.exit_file = exit_copy;
+    /* SECCOMP_LISTENER: the path and the state with init's pid, kept for when init sends its fd. */
+    const char *listener = string_of(plan, OP_SECCOMP_LISTENER, &index);
+    char *listener_copy = listener ? strdup(listener) : NULL, *listener_state = NULL;
+    if (listener) {
+        const struct plan_op *op = &plan->ops[index];
+        listener_state = join_pid(op->f + 1, op->nfields - 1u, init);
+        if (!listener_copy || !listener_state) {
+            report_op(plan, (uint32_t)index, ENOMEM, "keeping the seccomp listener's state: out of memory");
+            kill_init(init);
+            return 1;
+        }
+    }
+    mc.listener_path = listener_copy;
+    mc.listener_state = listener_state;
     int detach = 0;
     for (uint32_t i = 0; i < plan->nops; i++) detach |= plan->ops[i].code == OP_DETACH;
     plan_free(plan);
@@ -359,8 +373,11 @@ int cmd_launch(void)
         shim_log("aborted by the caller");
         return 1;
     }
-    send_msg(sv[0], "go", -1);
+    snprintf(line, sizeof line, "go %d", (int)init); /* init's pid as the shim sees it, for HOOK */
+    send_msg(sv[0], line, -1);
     int code = monitor_run(&mc);
     free(exit_copy);
+    free(listener_copy);
+    free(listener_state);
     return code;
 }

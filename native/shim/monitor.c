@@ -11,6 +11,7 @@
 #include <sys/mman.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -23,6 +24,52 @@ struct state {
     int created, failed, exec_failed;
     int reaped, status;
 };
+
+/* The listener fd to SECCOMP_LISTENER's socket: one connection, the container process state with
+ * the fd (SCM_RIGHTS) in the first sendmsg, then closed (runtime-spec, "Seccomp"). */
+static int send_to_listener(const struct monitor_config *c, int fd, struct failure *f)
+{
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    if (!c->listener_path) return fail(f, EINVAL, "no seccomp listener in the plan");
+    strncpy(addr.sun_path, c->listener_path, sizeof addr.sun_path - 1); /* the decoder checked its length */
+    int sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (sock < 0) return fail(f, errno, "socket");
+    size_t len = strlen(c->listener_state);
+    struct iovec iov = {.iov_base = (void *)c->listener_state, .iov_len = len};
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } control;
+    memset(&control, 0, sizeof control);
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
+                         .msg_controllen = sizeof control.buf};
+    struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
+    cmsg->cmsg_level = SOL_SOCKET;
+    cmsg->cmsg_type = SCM_RIGHTS;
+    cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cmsg), &fd, sizeof fd);
+    int r = 0;
+    if (connect(sock, (struct sockaddr *)&addr, sizeof addr) < 0) {
+        r = fail(f, errno, "connecting to the seccomp listener %s", c->listener_path);
+    } else {
+        ssize_t n;
+        do n = sendmsg(sock, &msg, MSG_NOSIGNAL);
+        while (n < 0 && errno == EINTR);
+        if (n < 0 || ((size_t)n < len && write_all(sock, c->listener_state + n, len - (size_t)n) < 0))
+            r = fail(f, errno, "sending the seccomp listener fd to %s", c->listener_path);
+    }
+    close(sock);
+    return r;
+}
+
+static void hand_to_listener(struct state *s, int fd)
+{
+    struct failure f;
+    char answer[DETAIL_MAX + 64];
+    if (send_to_listener(s->c, fd, &f) == 0) snprintf(answer, sizeof answer, "seccomp-ok");
+    else snprintf(answer, sizeof answer, "seccomp-error %d %s", f.err, f.detail);
+    send_msg(s->chan, answer, -1);
+}
 
 /* 1: a message was handled; 0: none waiting; -1: the channel is closed. */
 static int on_message(struct state *s)
@@ -39,6 +86,11 @@ static int on_message(struct state *s)
     }
     if (fd >= 0 && strcmp(buf, "master") == 0 && io_active()) { /* the shim holds the stdio: io.c reads it */
         if (io_set_master(fd) < 0) close(fd);
+        return 1;
+    }
+    if (fd >= 0 && strcmp(buf, "seccomp") == 0) {
+        hand_to_listener(s, fd);
+        close(fd);
         return 1;
     }
     if (fd >= 0 && strcmp(buf, "master") == 0 && s->master < 0) {

@@ -4,13 +4,15 @@
 
 #include <errno.h>
 #include <linux/sched.h>
+#include <linux/seccomp.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/un.h>
 #include <unistd.h>
 
-/* Field kinds per op: 's' string, 'b' bytes, 'n' number; "*n" any number of numbers; "!" EXEC. */
+/* Field kinds per op: 's' string, 'b' bytes, 'n' number; "*n" any number of numbers; a trailing
+ * '+' repeats the kind before it (at least once); "!" EXEC. */
 static const struct op_spec {
     uint16_t code;
     const char *name;
@@ -34,6 +36,7 @@ static const struct op_spec {
     {OP_ATTACH_SOCKET, "ATTACH_SOCKET", "s"},
     {OP_CGROUP_JOIN, "CGROUP_JOIN", "s"},
     {OP_CLONE_INTO_CGROUP, "CLONE_INTO_CGROUP", "s"},
+    {OP_SECCOMP_LISTENER, "SECCOMP_LISTENER", "ss+"},
     {OP_MOUNT, "MOUNT", "sssns"},
     {OP_MOUNT_IN_ROOT, "MOUNT_IN_ROOT", "ssssnsn"},
     {OP_REMOUNT, "REMOUNT", "ssn"},
@@ -54,7 +57,7 @@ static const struct op_spec {
     {OP_CAPS, "CAPS", "nnnnn"},
     {OP_NO_NEW_PRIVS, "NO_NEW_PRIVS", ""},
     {OP_CHDIR, "CHDIR", "s"},
-    {OP_SECCOMP, "SECCOMP", "nbs"},
+    {OP_SECCOMP, "SECCOMP", "nb"},
     {OP_OPEN_START_FIFO, "OPEN_START_FIFO", "s"},
     {OP_WAIT_START, "WAIT_START", ""},
     {OP_SETUP_TERMINAL, "SETUP_TERMINAL", ""},
@@ -63,6 +66,7 @@ static const struct op_spec {
     {OP_EXEC, "EXEC", "!"},
     {OP_MKDIR_IN_ROOT, "MKDIR_IN_ROOT", "ssn"},
     {OP_UNSHARE, "UNSHARE", "n"},
+    {OP_HOOK, "HOOK", "ssnnns+"},
 };
 
 static const struct op_spec *spec_of(unsigned code)
@@ -140,11 +144,15 @@ static int scan(const uint8_t *buf, size_t len, uint32_t nops, struct counts *c,
         if (nf > PLAN_MAX_FIELDS)
             return seterr(err, i, "op %u (%s): field count %u is more than the limit of %u", i, spec->name, nf,
                           PLAN_MAX_FIELDS), -1;
+        size_t nkinds = strlen(spec->kinds);
         int exec = spec->kinds[0] == '!', any = spec->kinds[0] == '*';
+        int more = nkinds > 0 && spec->kinds[nkinds - 1] == '+';
         if (exec && nf < 2)
             return seterr(err, i, "op %u (%s): %u fields, expected at least 2 (argc, arg0)", i, spec->name, nf), -1;
-        if (!exec && !any && nf != strlen(spec->kinds))
-            return seterr(err, i, "op %u (%s): %u fields, expected %zu", i, spec->name, nf, strlen(spec->kinds)), -1;
+        if (more && nf < nkinds - 1)
+            return seterr(err, i, "op %u (%s): %u fields, expected at least %zu", i, spec->name, nf, nkinds - 1), -1;
+        if (!exec && !any && !more && nf != nkinds)
+            return seterr(err, i, "op %u (%s): %u fields, expected %zu", i, spec->name, nf, nkinds), -1;
         for (unsigned j = 0; j < nf; j++) {
             if (len - pos < 5)
                 return seterr(err, i, "op %u (%s): field %u: truncated field header at byte %zu", i, spec->name, j,
@@ -157,7 +165,10 @@ static int scan(const uint8_t *buf, size_t len, uint32_t nops, struct counts *c,
             if (flen > len - pos)
                 return seterr(err, i, "op %u (%s): field %u: length %u goes past the end of the plan (%zu bytes left)",
                               i, spec->name, j, flen, len - pos), -1;
-            char want = exec ? (j == 0 ? 'n' : 's') : any ? spec->kinds[1] : spec->kinds[j];
+            char want = exec   ? (j == 0 ? 'n' : 's')
+                        : any  ? spec->kinds[1]
+                        : more ? spec->kinds[j < nkinds - 2 ? j : nkinds - 2]
+                               : spec->kinds[j];
             unsigned want_kind = want == 's' ? FIELD_STRING : want == 'b' ? FIELD_BYTES : FIELD_NUMBER;
             if (kind != want_kind)
                 return seterr(err, i, "op %u (%s): field %u: %s field, expected %s", i, spec->name, j,
@@ -239,7 +250,8 @@ static struct plan *build(const uint8_t *buf, uint32_t nops, const struct counts
 /* The checks that need the whole plan: they keep launch from starting something it cannot finish. */
 static int check(const struct plan *plan, struct plan_error *err)
 {
-    int first[OP_UNSHARE + 1];
+    int first[OP_LAST + 1];
+    int listener_at = -1; /* the SECCOMP op that asks for a listener fd */
     for (size_t k = 0; k < sizeof first / sizeof first[0]; k++) first[k] = -1;
     if (plan->nops == 0 || plan->ops[plan->nops - 1].code != OP_EXEC)
         return seterr(err, plan->nops ? plan->nops - 1 : 0, "the plan must end with EXEC"), -1;
@@ -251,7 +263,20 @@ static int check(const struct plan *plan, struct plan_error *err)
         if (once && first[code] >= 0)
             return seterr(err, i, "op %u (%s): may appear only once (also op %d)", i, op_name(code), first[code]), -1;
         if (first[code] < 0) first[code] = (int)i;
+        if (code == OP_SECCOMP && plan->ops[i].f[0].n & SECCOMP_FILTER_FLAG_NEW_LISTENER) {
+            if (listener_at >= 0)
+                return seterr(err, i, "op %u (SECCOMP): only one filter may ask for a listener (also op %d)", i,
+                              listener_at), -1;
+            listener_at = (int)i;
+        }
     }
+    /* The listener fd must go somewhere, and the listener needs a fd to be sent. */
+    if (listener_at >= 0 && first[OP_SECCOMP_LISTENER] < 0)
+        return seterr(err, (uint32_t)listener_at, "op %d (SECCOMP): NEW_LISTENER needs SECCOMP_LISTENER",
+                      listener_at), -1;
+    if (first[OP_SECCOMP_LISTENER] >= 0 && listener_at < 0)
+        return seterr(err, (uint32_t)first[OP_SECCOMP_LISTENER],
+                      "op %d (SECCOMP_LISTENER): needs a SECCOMP op with NEW_LISTENER", first[OP_SECCOMP_LISTENER]), -1;
     if (first[OP_CONSOLE_SOCKET] >= 0 && first[OP_TERMINAL_PROXY] >= 0)
         return seterr(err, (uint32_t)first[OP_TERMINAL_PROXY], "op %d (TERMINAL_PROXY): conflicts with CONSOLE_SOCKET",
                       first[OP_TERMINAL_PROXY]), -1;
@@ -322,9 +347,25 @@ static int check(const struct plan *plan, struct plan_error *err)
             if (f[1].len == 0 || f[1].len % 8 != 0 || f[1].len > 4096 * 8)
                 return seterr(err, i, "op %u (%s): program is %u bytes, expected 1 to 4096 instructions of 8 bytes",
                               i, name, f[1].len), -1;
-            if (f[2].len != 0)
-                return seterr(err, i, "op %u (%s): listenerPath is not supported", i, name), -1;
             break;
+        case OP_SECCOMP_LISTENER:
+            if (f[0].len == 0 || f[0].s[0] != '/' || f[0].len >= SUN_PATH_SIZE)
+                return seterr(err, i, "op %u (%s): path must be absolute and at most %zu bytes (a unix socket address)",
+                              i, name, SUN_PATH_SIZE - 1), -1;
+            break;
+        case OP_HOOK: {
+            uint64_t argc = f[3].n, envc = f[4].n, strings = op->nfields - HOOK_FIXED_FIELDS;
+            if (f[0].len == 0 || f[1].len == 0 || f[1].s[0] != '/')
+                return seterr(err, i, "op %u (%s): needs a name and an absolute path", i, name), -1;
+            if (f[2].n > HOOK_MAX_TIMEOUT)
+                return seterr(err, i, "op %u (%s): timeout %llu is more than %u seconds", i, name,
+                              (unsigned long long)f[2].n, HOOK_MAX_TIMEOUT), -1;
+            if (argc < 1 || argc >= strings || envc >= strings - argc)
+                return seterr(err, i, "op %u (%s): argc %llu and envc %llu do not fit the %llu strings that follow "
+                              "(need 1 or more arguments and a state)", i, name, (unsigned long long)argc,
+                              (unsigned long long)envc, (unsigned long long)strings), -1;
+            break;
+        }
         case OP_OPEN_STDIN:
         case OP_LOG_JSON_FILE:
         case OP_ATTACH_SOCKET:

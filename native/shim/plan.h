@@ -31,6 +31,7 @@ enum op_code {
     OP_ATTACH_SOCKET = 16,
     OP_CGROUP_JOIN = 17,
     OP_CLONE_INTO_CGROUP = 18,
+    OP_SECCOMP_LISTENER = 19,
     OP_MOUNT = 100,
     OP_MOUNT_IN_ROOT = 101,
     OP_REMOUNT = 102,
@@ -60,11 +61,18 @@ enum op_code {
     OP_EXEC = 126,
     OP_MKDIR_IN_ROOT = 127,
     OP_UNSHARE = 128,
+    OP_HOOK = 129,
     OP_FIRST_CONTAINER = 100,
+    OP_LAST = OP_HOOK,
 };
 
 /* LOG_JSON_FILE keeps at most this many files (Docker's max-file). */
 #define LOG_MAX_FILES 1000u
+
+/* HOOK's fields before its strings (name, path, timeout, argc, envc), and its longest timeout in
+ * seconds (poll(2) takes milliseconds in an int). */
+#define HOOK_FIXED_FIELDS 5u
+#define HOOK_MAX_TIMEOUT 2147483u
 
 /* MOUNT_IN_ROOT's `create` field. */
 enum { CREATE_NONE = 0, CREATE_DIR = 1, CREATE_FILE = 2 };

@@ -52,6 +52,8 @@ int send_msg(int sock, const char *text, int fd); /* fd < 0: no fd attached */
 ssize_t recv_msg(int sock, char *buf, size_t size, int *fd, int flags); /* NUL-terminates; *fd = -1 if none */
 void one_line(char *s);                                                 /* control characters become '?' */
 void format_time(char *buf, size_t size);                               /* RFC 3339, UTC, nanoseconds */
+/* The n strings joined with pid in decimal (a state JSON the pid goes into); malloc'd, NULL on ENOMEM. */
+char *join_pid(const struct plan_field *parts, unsigned n, long pid);
 
 /* launch.c: `berth-shim launch` (plan on fd 3, sync on fd 4); returns the exit status. */
 int cmd_launch(void);
@@ -83,9 +85,12 @@ int op_setgid(const struct plan_op *op, struct failure *f);
 int op_setuid(const struct plan_op *op, struct failure *f);
 int op_caps(const struct plan_op *op, struct failure *f);
 int op_no_new_privs(struct failure *f);
-int op_seccomp(const struct plan_op *op, struct failure *f);
+int op_seccomp(const struct plan_op *op, int *listener, struct failure *f); /* *listener: NEW_LISTENER's fd or -1 */
 int become_ns_root(struct failure *f);
 int op_setup_terminal(struct launch *l, struct failure *f);
+
+/* hooks.c: runs one OCI hook (HOOK op) as a child of init and waits for it; host_pid goes into its state. */
+int op_hook(const struct plan_op *op, pid_t host_pid, struct failure *f);
 
 /* terminal.c, shim side of TERMINAL_PROXY. */
 int term_raw(int fd, struct termios *saved); /* 1 when fd is a tty that was made raw */
@@ -113,6 +118,8 @@ struct monitor_config {
     int wait_start;
     uint32_t nops;
     const char *exit_file;
+    const char *listener_path;  /* SECCOMP_LISTENER: where a listener fd from init goes, or NULL */
+    const char *listener_state; /* the container process state sent with it */
 };
 int monitor_run(const struct monitor_config *c);
 

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -47,6 +48,22 @@ int fd_above(int fd, unsigned min)
 }
 
 unsigned fd_floor(const struct launch *l) { return PRESERVE_SOURCE + l->preserve; }
+
+char *join_pid(const struct plan_field *parts, unsigned n, long pid)
+{
+    char digits[24];
+    int dlen = snprintf(digits, sizeof digits, "%ld", pid);
+    size_t len = (size_t)dlen * (n - 1) + 1;
+    for (unsigned i = 0; i < n; i++) len += parts[i].len;
+    char *text = malloc(len), *p = text;
+    if (!text) return NULL;
+    for (unsigned i = 0; i < n; i++) {
+        if (i > 0) p = (char *)memcpy(p, digits, (size_t)dlen) + dlen;
+        p = (char *)memcpy(p, parts[i].s, parts[i].len) + parts[i].len;
+    }
+    *p = 0;
+    return text;
+}
 
 int send_msg(int sock, const char *text, int fd)
 {

@@ -16,6 +16,19 @@ const IPC_SYSCTLS = new Set([
   'kernel.shm_rmid_forced',
 ]);
 
+const HOOK_KINDS = [
+  'prestart',
+  'createRuntime',
+  'createContainer',
+  'startContainer',
+  'poststart',
+  'poststop',
+];
+/** The longest hook timeout in seconds: timers and poll(2) take milliseconds in 32 bits. */
+export const MAX_HOOK_TIMEOUT = 2147483;
+/** sun_path holds 108 bytes with the terminating NUL. */
+const MAX_SOCKET_PATH = 107;
+
 export interface ValidationContext {
   /** The caller's own rlimits; a container limit above a hard limit cannot be set without CAP_SYS_RESOURCE. */
   callerLimits?: Record<string, Limit>;
@@ -50,6 +63,87 @@ function checkIdMappings(value: unknown, field: string): void {
     for (const key of ['containerID', 'hostID', 'size']) {
       check(isUint(mapping[key]), `${field}[${i}].${key}`, 'must be a non-negative integer');
     }
+  });
+}
+
+const noNul = (value: unknown): boolean => typeof value !== 'string' || !value.includes('\0');
+
+function checkHooks(value: unknown): void {
+  if (value === undefined) return;
+  check(isObject(value), 'hooks', 'must be an object');
+  const hooks = value as Record<string, unknown>;
+  for (const kind of HOOK_KINDS) {
+    const list = hooks[kind];
+    if (list === undefined) continue;
+    check(Array.isArray(list), `hooks.${kind}`, 'must be an array');
+    (list as unknown[]).forEach((item, i) => {
+      const field = `hooks.${kind}[${i}]`;
+      check(isObject(item), field, 'must be an object');
+      const hook = item as Record<string, unknown>;
+      check(
+        typeof hook.path === 'string' && isAbsolute(hook.path) && noNul(hook.path),
+        `${field}.path`,
+        'must be an absolute path',
+      );
+      for (const list of ['args', 'env'] as const) {
+        checkStringArray(hook[list], `${field}.${list}`);
+        ((hook[list] as string[] | undefined) ?? []).forEach((text, j) =>
+          check(noNul(text), `${field}.${list}[${j}]`, 'must not contain a NUL byte'),
+        );
+      }
+      check(
+        hook.timeout === undefined ||
+          (isUint(hook.timeout) && hook.timeout > 0 && hook.timeout <= MAX_HOOK_TIMEOUT),
+        `${field}.timeout`,
+        `must be a whole number of seconds from 1 to ${MAX_HOOK_TIMEOUT}`,
+      );
+    });
+  }
+}
+
+/**
+ * The seccomp listener (runtime-spec 1.2): SCMP_ACT_NOTIFY needs listenerPath, listenerMetadata
+ * needs listenerPath. The rest of the profile is checked when it is compiled.
+ */
+function checkSeccompListener(value: Record<string, unknown>): void {
+  const path = value.listenerPath;
+  check(
+    path === undefined ||
+      path === '' ||
+      (typeof path === 'string' &&
+        isAbsolute(path) &&
+        noNul(path) &&
+        Buffer.byteLength(path) <= MAX_SOCKET_PATH),
+    'linux.seccomp.listenerPath',
+    `must be an absolute path of at most ${MAX_SOCKET_PATH} bytes (a unix socket address)`,
+  );
+  const hasListener = typeof path === 'string' && path !== '';
+  check(
+    value.listenerMetadata === undefined ||
+      (typeof value.listenerMetadata === 'string' && noNul(value.listenerMetadata)),
+    'linux.seccomp.listenerMetadata',
+    'must be a string',
+  );
+  check(
+    value.listenerMetadata === undefined || hasListener,
+    'linux.seccomp.listenerMetadata',
+    'may only be set with linux.seccomp.listenerPath',
+  );
+  if (!Array.isArray(value.syscalls)) return;
+  (value.syscalls as unknown[]).forEach((rule, i) => {
+    if (!isObject(rule) || rule.action !== 'SCMP_ACT_NOTIFY') return;
+    const field = `linux.seccomp.syscalls[${i}]`;
+    check(hasListener, `${field}.action`, 'SCMP_ACT_NOTIFY needs linux.seccomp.listenerPath');
+    // The container process passes the listener fd to berth-shim with sendmsg right after loading
+    // the filter: notifying that call would wait for a listener that never gets the fd.
+    const names = Array.isArray(rule.names) ? (rule.names as unknown[]) : [];
+    names.forEach((name, j) =>
+      check(
+        name !== 'sendmsg',
+        `${field}.names[${j}]`,
+        'SCMP_ACT_NOTIFY cannot be used for sendmsg (the listener fd is handed over with it)',
+      ),
+    );
   });
 }
 
@@ -270,10 +364,12 @@ export function validateSpec(value: unknown, context: ValidationContext = {}): S
       });
     }
     check(l.seccomp === undefined || isObject(l.seccomp), 'linux.seccomp', 'must be an object');
+    if (l.seccomp !== undefined) checkSeccompListener(l.seccomp as Record<string, unknown>);
     check(l.resources === undefined || isObject(l.resources), 'linux.resources', 'must be an object');
   }
   if (spec.hostname !== undefined && spec.hostname !== '') {
     check(namespaces.has('uts'), 'hostname', 'setting a hostname needs a uts namespace');
   }
+  checkHooks(spec.hooks);
   return value as unknown as Spec;
 }

@@ -89,7 +89,7 @@ Global options:
   --log FILE          write log messages to FILE
   --log-format FMT    text or json (default text)
   --debug             log debug messages
-  --systemd-cgroup    accept systemd "slice:prefix:name" cgroup paths
+  --systemd-cgroup    systemd "slice:prefix:name" cgroup paths (needs a running systemd)
   -v, --version       print the version
 `;
 

@@ -1,5 +1,7 @@
 /** The runtime wired to berth's own drivers: cgroupfs (v1 or v2) and the seccomp compiler. */
+import { statSync } from 'node:fs';
 import type { Spec } from '../oci/runtime-spec.js';
+import { unavailable } from '../common/errors.js';
 import {
   cgroupManager,
   detectCgroupLayout,
@@ -29,7 +31,27 @@ function handle(manager: CgroupManager): CgroupHandle {
 
 let layout: Promise<CgroupLayout> | undefined;
 
+/**
+ * `--systemd-cgroup` asks for cgroups systemd knows of. berth names them systemd's way
+ * (slice:prefix:name, docs/cgroups.md) but cannot hand them to a systemd that is not there: like
+ * runc, it refuses instead of quietly falling back to plain cgroupfs paths. `marker` is where
+ * systemd says it runs (sd_booted(3)).
+ */
+export function requireSystemd(marker = '/run/systemd/system'): void {
+  let running = false;
+  try {
+    running = statSync(marker).isDirectory();
+  } catch {
+    // not there: not booted with systemd
+  }
+  if (!running)
+    throw unavailable(
+      `--systemd-cgroup: systemd is not running on this host (${marker} does not exist), so it cannot manage the container's cgroup; leave the flag out to use cgroupfs`,
+    );
+}
+
 export const cgroupfsFactory: CgroupFactory = async (cgroupsPath, id, options) => {
+  if (options.systemd) requireSystemd();
   layout ??= detectCgroupLayout();
   const manager = await cgroupManager(cgroupsPath, id, {
     systemd: options.systemd,

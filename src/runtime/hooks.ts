@@ -1,6 +1,13 @@
 import { spawn } from 'node:child_process';
 import type { Hook, State } from '../oci/runtime-spec.js';
-import { internal } from '../common/errors.js';
+import { BerthError } from '../common/errors.js';
+
+/** A hook failed, could not run or timed out (the message names it). */
+export class HookError extends BerthError {
+  constructor(message: string) {
+    super('internal', message);
+  }
+}
 
 /**
  * Run OCI hooks in order, each with the container's state JSON on stdin. A hook that fails or
@@ -36,14 +43,15 @@ function runHook(kind: string, hook: Hook, state: State): Promise<void> {
         : undefined;
     child.once('error', (err) => {
       if (timer) clearTimeout(timer);
-      reject(internal(`${kind} hook ${hook.path} could not run: ${err.message}`));
+      reject(new HookError(`${kind} hook ${hook.path} could not run: ${err.message}`));
     });
     child.once('exit', (code, signal) => {
       if (timer) clearTimeout(timer);
-      if (timedOut) return reject(internal(`${kind} hook ${hook.path} timed out after ${hook.timeout} s`));
+      if (timedOut)
+        return reject(new HookError(`${kind} hook ${hook.path} timed out after ${hook.timeout} s`));
       if (code === 0) return resolve();
       const how = signal ? `was killed by ${signal}` : `exited with ${code}`;
-      reject(internal(`${kind} hook ${hook.path} ${how}${stderr.trim() ? `: ${stderr.trim()}` : ''}`));
+      reject(new HookError(`${kind} hook ${hook.path} ${how}${stderr.trim() ? `: ${stderr.trim()}` : ''}`));
     });
   });
 }

@@ -4,12 +4,14 @@
  */
 import { statSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
-import type { Device, Mount, Namespace, NamespaceType, Process, Spec } from '../oci/runtime-spec.js';
+import type { Device, Hook, Mount, Namespace, NamespaceType, Process, Spec } from '../oci/runtime-spec.js';
 import { capabilityMask } from '../linux/capabilities.js';
 import { MS, parseMountOptions, propagationFlag } from '../linux/mount-options.js';
 import { RLIMITS, RLIM_INFINITY } from '../linux/rlimits.js';
 import { invalidArgument } from '../common/errors.js';
+import { SECCOMP_FILTER_FLAG } from '../linux/seccomp/actions.js';
 import { CREATE, ops, type PlanOp } from './plan.js';
+import { containerProcessState, hookState, type StateInfo } from './pid-template.js';
 import type { CgroupHierarchy } from './cgroup-mounts.js';
 import type { CgroupEntry } from '../linux/cgroups/types.js';
 
@@ -59,6 +61,8 @@ const S_IFIFO = 0o010000;
 const DEFAULT_ENV_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 export interface CreatePlanOptions {
+  /** The container's id, for the state hooks and a seccomp listener receive. */
+  id: string;
   bundle: string;
   /** The container's state directory; exit.json and exec.fifo live there. */
   stateDir: string;
@@ -279,6 +283,28 @@ export function execOp(process: Process): PlanOp {
   );
 }
 
+/** HOOK ops for hooks that run inside the container (createContainer, startContainer). */
+function hookOps(
+  name: 'createContainer' | 'startContainer',
+  hooks: Hook[] | undefined,
+  info: StateInfo,
+): PlanOp[] {
+  if (!hooks?.length) return [];
+  const state = hookState(info, name === 'createContainer' ? 'creating' : 'created');
+  return hooks.map((hook) => ops.hook(name, hook, state));
+}
+
+/**
+ * Whether the compiled filter hands out a listener fd (a SCMP_ACT_NOTIFY rule), which then needs
+ * linux.seccomp.listenerPath (validateSpec checks this first; the shim refuses it too).
+ */
+function wantsListener(seccomp: { flags: number } | undefined, listenerPath: string | undefined): boolean {
+  if (!seccomp || (seccomp.flags & SECCOMP_FILTER_FLAG.NEW_LISTENER) === 0) return false;
+  if (!listenerPath)
+    throw invalidArgument('config.json: linux.seccomp.listenerPath: SCMP_ACT_NOTIFY needs a listener socket');
+  return true;
+}
+
 /** The plan that creates a container and holds it at its start fifo. */
 export function buildCreatePlan(spec: Spec, options: CreatePlanOptions): PlanOp[] {
   const process = spec.process;
@@ -329,6 +355,13 @@ export function buildCreatePlan(spec: Spec, options: CreatePlanOptions): PlanOp[
     plan.push(ops.consoleSocket(options.consoleSocket, rows, cols));
   else if (terminal) plan.push(ops.terminalProxy(rows, cols));
   if (options.detach) plan.push(ops.detach());
+  const info: StateInfo = { id: options.id, bundle: options.bundle, annotations: spec.annotations };
+  const profile = spec.linux?.seccomp;
+  const listener = wantsListener(options.seccomp, profile?.listenerPath);
+  if (listener && profile?.listenerPath) {
+    const state = containerProcessState(info, profile.listenerMetadata, { status: 'creating' });
+    plan.push(ops.seccompListener(profile.listenerPath, state));
+  }
 
   // Container process, in order.
   const ownCgroupNs = namespaces.has('cgroup') && namespaces.get('cgroup')?.path === undefined;
@@ -378,6 +411,8 @@ export function buildCreatePlan(spec: Spec, options: CreatePlanOptions): PlanOp[
     if (hasDevpts) plan.push(ops.symlinkInRoot(root, '/dev/ptmx', 'pts/ptmx'));
   }
   plan.push(ops.openStartFifo(join(options.stateDir, 'exec.fifo')));
+  // In the container's namespaces once its mounts are made, with the host's paths still in view.
+  plan.push(...hookOps('createContainer', spec.hooks?.createContainer, info));
   if (newMountNs) plan.push(options.noPivot ? ops.moveRoot(root) : ops.pivotRoot(root));
 
   for (const [key, value] of Object.entries(spec.linux?.sysctl ?? {})) {
@@ -397,16 +432,18 @@ export function buildCreatePlan(spec: Spec, options: CreatePlanOptions): PlanOp[
   if (spec.linux?.personality)
     plan.push(ops.personality(spec.linux.personality.domain === 'LINUX32' ? 0x0008 : 0));
   if (terminal) plan.push(ops.setupTerminal());
-  const seccomp = options.seccomp
-    ? ops.seccomp(options.seccomp.flags, options.seccomp.program, spec.linux?.seccomp?.listenerPath ?? '')
-    : undefined;
+  const seccomp = options.seccomp ? ops.seccomp(options.seccomp.flags, options.seccomp.program) : undefined;
   // Loading a filter needs no_new_privs or CAP_SYS_ADMIN: without no_new_privs it is loaded while
   // the capabilities are still there (as runc does), and the profile must allow what follows.
   if (seccomp && !process.noNewPrivileges) plan.push(seccomp);
   plan.push(...processIdentityOps(process));
+  // A listener is reached during create (as with runc), so that a failure to reach it fails create.
+  if (seccomp && process.noNewPrivileges && listener) plan.push(seccomp);
   plan.push(ops.waitStart());
+  // Part of start: inside the container, after pivot_root, before the user's program.
+  plan.push(...hookOps('startContainer', spec.hooks?.startContainer, info));
   plan.push(ops.preserveFds(options.preserveFds ?? 0));
-  if (seccomp && process.noNewPrivileges) plan.push(seccomp);
+  if (seccomp && process.noNewPrivileges && !listener) plan.push(seccomp);
   plan.push(execOp(process));
   return plan;
 }
@@ -425,6 +462,11 @@ export interface ExecPlanOptions {
   io?: ContainerIo;
   /** How the process gets into the container's cgroup. */
   cgroupEntry: CgroupEntry;
+  /**
+   * The container's seccomp listener: each exec'd process loads its own filter, whose listener fd
+   * goes there too, with the state of the running container (runc does the same).
+   */
+  seccompListener?: { path: string; metadata?: string; container: StateInfo };
 }
 
 /** The plan that runs one more process inside a running container. */
@@ -448,6 +490,16 @@ export function buildExecPlan(process: Process, options: ExecPlanOptions): PlanO
     plan.push(ops.consoleSocket(options.consoleSocket, rows, cols));
   else if (process.terminal) plan.push(ops.terminalProxy(rows, cols));
   if (options.detach) plan.push(ops.detach());
+  const listener = options.seccompListener;
+  if (wantsListener(options.seccomp, listener?.path) && listener) {
+    const running = { status: 'running' as const, pid: options.pid };
+    plan.push(
+      ops.seccompListener(
+        listener.path,
+        containerProcessState(listener.container, listener.metadata, running),
+      ),
+    );
+  }
   if (process.terminal) plan.push(ops.setupTerminal());
   const seccomp = options.seccomp ? ops.seccomp(options.seccomp.flags, options.seccomp.program) : undefined;
   if (seccomp && !process.noNewPrivileges) plan.push(seccomp);

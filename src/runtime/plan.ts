@@ -28,6 +28,8 @@ export const OP = {
   // The cgroup init starts in (docs/shim-plan.md, "Cgroups").
   CGROUP_JOIN: 17,
   CLONE_INTO_CGROUP: 18,
+  // Where the listener fd of a SECCOMP_ACT_NOTIFY filter goes (docs/shim-plan.md, SECCOMP_LISTENER).
+  SECCOMP_LISTENER: 19,
   // Container-process operations, executed in plan order.
   MOUNT: 100,
   MOUNT_IN_ROOT: 101,
@@ -58,6 +60,7 @@ export const OP = {
   EXEC: 126,
   MKDIR_IN_ROOT: 127,
   UNSHARE: 128,
+  HOOK: 129,
 } as const;
 
 export type OpName = keyof typeof OP;
@@ -67,6 +70,21 @@ export const OP_NAMES: Record<number, OpName> = Object.fromEntries(
 
 /** What a mount target is when it does not exist yet. */
 export const CREATE = { NONE: 0, DIR: 1, FILE: 2 } as const;
+
+/**
+ * A text that contains the pid of the process the plan creates, which only the shim knows: the
+ * shim joins the pieces with the pid in decimal (see pid-template.ts).
+ */
+export type PidTemplate = string[];
+
+/** An OCI hook as HOOK runs it. */
+export interface HookCommand {
+  path: string;
+  args?: string[];
+  env?: string[];
+  /** Seconds; 0 or undefined: none. */
+  timeout?: number;
+}
 
 /** A field of an operation: a string (NUL-free), raw bytes, or an unsigned 64-bit number. */
 export type Field = { s: string } | { b: Uint8Array } | { n: bigint | number };
@@ -109,6 +127,11 @@ export const ops = {
   attachSocket: (path: string): PlanOp => ({ op: OP.ATTACH_SOCKET, fields: [{ s: path }] }),
   cgroupJoin: (file: string): PlanOp => ({ op: OP.CGROUP_JOIN, fields: [{ s: file }] }),
   cloneIntoCgroup: (directory: string): PlanOp => ({ op: OP.CLONE_INTO_CGROUP, fields: [{ s: directory }] }),
+  /** The container process state sent with the listener fd, as a template for the process's pid. */
+  seccompListener: (path: string, state: PidTemplate): PlanOp => ({
+    op: OP.SECCOMP_LISTENER,
+    fields: [{ s: path }, ...state.map((s) => ({ s }))],
+  }),
 
   mount: (source: string, target: string, fstype: string, flags: bigint, data: string): PlanOp => ({
     op: OP.MOUNT,
@@ -188,9 +211,9 @@ export const ops = {
   }),
   noNewPrivs: (): PlanOp => ({ op: OP.NO_NEW_PRIVS, fields: [] }),
   chdir: (path: string): PlanOp => ({ op: OP.CHDIR, fields: [{ s: path }] }),
-  seccomp: (flags: number, program: Uint8Array, listenerPath = ''): PlanOp => ({
+  seccomp: (flags: number, program: Uint8Array): PlanOp => ({
     op: OP.SECCOMP,
-    fields: [{ n: flags }, { b: program }, { s: listenerPath }],
+    fields: [{ n: flags }, { b: program }],
   }),
   openStartFifo: (path: string): PlanOp => ({ op: OP.OPEN_START_FIFO, fields: [{ s: path }] }),
   waitStart: (): PlanOp => ({ op: OP.WAIT_START, fields: [] }),
@@ -198,6 +221,22 @@ export const ops = {
   preserveFds: (count: number): PlanOp => ({ op: OP.PRESERVE_FDS, fields: [{ n: count }] }),
   personality: (persona: number): PlanOp => ({ op: OP.PERSONALITY, fields: [{ n: persona }] }),
   unshare: (flags: number): PlanOp => ({ op: OP.UNSHARE, fields: [{ n: flags }] }),
+  /** `name` (createContainer, startContainer) is for messages; `state` goes to the hook's stdin. */
+  hook: (name: string, hook: HookCommand, state: PidTemplate): PlanOp => {
+    const args = hook.args?.length ? hook.args : [hook.path];
+    const env = hook.env ?? [];
+    return {
+      op: OP.HOOK,
+      fields: [
+        { s: name },
+        { s: hook.path },
+        { n: hook.timeout ?? 0 },
+        { n: args.length },
+        { n: env.length },
+        ...[...args, ...env, ...state].map((s) => ({ s })),
+      ],
+    };
+  },
   exec: (args: string[], env: string[]): PlanOp => ({
     op: OP.EXEC,
     fields: [{ n: args.length }, ...args.map((s) => ({ s })), ...env.map((s) => ({ s }))],

@@ -14,9 +14,15 @@ import { conflict, errnoCode, invalidArgument, notFound, describeError } from '.
 import { encodePlan } from './plan.js';
 import { buildCreatePlan, buildExecPlan, rootfsPath, type ContainerIo } from './plan-builder.js';
 import { hostCgroupHierarchies } from './cgroup-mounts.js';
-import { spawnShim, type PendingShim, type ShimHandle, type ShimOptions } from './shim-process.js';
+import {
+  ShimOperationError,
+  spawnShim,
+  type PendingShim,
+  type ShimHandle,
+  type ShimOptions,
+} from './shim-process.js';
 import { WarmShim } from './warm-shim.js';
-import { runHooks } from './hooks.js';
+import { HookError, runHooks } from './hooks.js';
 import {
   StateStore,
   initAlive,
@@ -27,7 +33,7 @@ import {
 } from './state.js';
 import { parseSignal } from './signals.js';
 import { effectiveResources } from './device-rules.js';
-import { waitForStartByte } from './start-fifo.js';
+import { START_ANSWER_MS, StartHookError, waitForStartByte } from './start-fifo.js';
 
 /** What the runtime needs from a cgroup driver (src/linux/cgroups implements it). */
 export interface CgroupHandle {
@@ -118,6 +124,18 @@ function readSpec(bundle: string): unknown {
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** A prestart, createRuntime (run here) or createContainer hook (a HOOK op of init) failed. */
+function isHookFailure(err: unknown): boolean {
+  return err instanceof HookError || (err instanceof ShimOperationError && err.operation === 'HOOK');
+}
+
+/** How long `start` waits for init's answer: its startContainer hooks may take their timeouts. */
+function startAnswerMs(spec: Spec): number {
+  const hooks = spec.hooks?.startContainer ?? [];
+  if (hooks.some((hook) => !hook.timeout)) return Infinity;
+  return START_ANSWER_MS + hooks.reduce((sum, hook) => sum + (hook.timeout ?? 0) * 1000, 0);
+}
+
 export class Runtime {
   readonly store: StateStore;
   private readonly warm: WarmShim | undefined;
@@ -168,6 +186,7 @@ export class Runtime {
     const stateDir = await this.store.reserve(id);
     let pending: PendingShim | undefined;
     let shim: ShimHandle | undefined;
+    let record: ContainerRecord | undefined;
     try {
       // The shim starts (exec, start-up) while the cgroup and the plan are made; it waits for the plan.
       pending = this.startShim({
@@ -177,6 +196,7 @@ export class Runtime {
       });
       await cgroup.create();
       const plan = buildCreatePlan(spec, {
+        id,
         bundle: options.bundle,
         stateDir,
         detach: !options.foreground,
@@ -201,7 +221,7 @@ export class Runtime {
         throw applied.status === 'rejected' ? applied.reason : launched.reason;
       shim = launched.value;
       if (applied.status === 'rejected') throw applied.reason;
-      const record: ContainerRecord = {
+      record = {
         id,
         bundle: options.bundle,
         rootfs: rootfsPath(spec, options.bundle),
@@ -224,7 +244,7 @@ export class Runtime {
         const state = toOciState(record, 'creating');
         await runHooks('prestart', hooks.prestart, state);
         await runHooks('createRuntime', hooks.createRuntime, state);
-        await runHooks('createContainer', hooks.createContainer, state);
+        // createContainer hooks are HOOK ops of the plan: init runs them in the container's namespaces.
         await shim.proceed();
       }
       if (options.pidFile) await writeFileAtomic(options.pidFile, String(shim.pid), { durable: false });
@@ -234,8 +254,19 @@ export class Runtime {
       if (pending) await pending.cancel();
       if (shim) await shim.abort();
       await cgroup.destroy().catch(() => undefined);
+      // The runtime spec: a failed create hook stops the container and goes on to its destruction,
+      // poststop hooks included.
+      if (record && isHookFailure(err)) await this.poststop(record);
       await this.store.remove(id);
       throw err;
+    }
+  }
+
+  private async poststop(record: ContainerRecord): Promise<void> {
+    try {
+      await runHooks('poststop', record.config.hooks?.poststop, toOciState(record, 'stopped'));
+    } catch (err) {
+      this.warn(describeError(err));
     }
   }
 
@@ -257,9 +288,16 @@ export class Runtime {
     const record = await this.store.load(id);
     const status = await this.status(record);
     if (status !== 'created') throw conflict(`cannot start container ${id}: it is ${status}, not created`);
-    await runHooks('startContainer', record.config.hooks?.startContainer, toOciState(record, 'created'));
+    // init runs the startContainer hooks (HOOK ops) once the fifo is opened, then answers.
     const fifo = join(this.store.dir(id), 'exec.fifo');
-    await waitForStartByte(fifo, id, () => initAlive(record));
+    try {
+      await waitForStartByte(fifo, id, () => initAlive(record), startAnswerMs(record.config));
+    } catch (err) {
+      // The runtime spec: a failed startContainer hook stops the container, which is then destroyed.
+      if (err instanceof StartHookError)
+        await this.delete(id, true).catch((cleanup: unknown) => this.warn(describeError(cleanup)));
+      throw err;
+    }
     rmSync(fifo, { force: true });
     this.warm?.refill();
     try {
@@ -303,11 +341,7 @@ export class Runtime {
       await sleep(5);
     }
     await cgroup.destroy();
-    try {
-      await runHooks('poststop', record.config.hooks?.poststop, toOciState(record, 'stopped'));
-    } catch (err) {
-      this.warn(describeError(err));
-    }
+    await this.poststop(record);
     await this.store.remove(id);
   }
 
@@ -343,6 +377,7 @@ export class Runtime {
     if (status !== 'running' && status !== 'created')
       throw conflict(`cannot exec in container ${id}: it is ${status}`);
     const seccomp = this.options.seccomp(record.config);
+    const listenerPath = record.config.linux?.seccomp?.listenerPath;
     const plan = buildExecPlan(spec, {
       pid: record.pid,
       namespaces: record.namespaces.filter((type) => type !== 'time'),
@@ -352,6 +387,13 @@ export class Runtime {
       seccomp,
       io: options.io,
       cgroupEntry: (await this.cgroupOf(record)).entry,
+      seccompListener: listenerPath
+        ? {
+            path: listenerPath,
+            metadata: record.config.linux?.seccomp?.listenerMetadata,
+            container: { id, bundle: record.bundle, annotations: record.config.annotations },
+          }
+        : undefined,
     });
     const shim = await this.startShim({
       stdio: options.stdio ?? ['inherit', 'inherit', 'inherit'],

@@ -30,7 +30,13 @@ export class ShimOperationError extends BerthError {
     readonly errno: number,
     readonly detail: string,
   ) {
-    super('internal', `container setup failed at ${operation} (plan step ${index}): ${detail}`);
+    // A HOOK's detail says which hook failed and how; anything else is named by its plan step.
+    super(
+      'internal',
+      operation === 'HOOK'
+        ? detail
+        : `container setup failed at ${operation} (plan step ${index}): ${detail}`,
+    );
   }
 }
 

@@ -105,3 +105,20 @@ test('create --console-socket hands the pty master to the caller (terminal: true
   assert.match(received, /^33 111$/m);
   await runtimeOk(sandbox, ['delete', '--force', 'tty1']);
 });
+
+test('--systemd-cgroup without a running systemd fails create clearly and leaves nothing', async (t) => {
+  const { existsSync } = await import('node:fs');
+  if (existsSync('/run/systemd/system')) return t.skip('systemd runs on this host');
+  const sandbox = await createSandbox(t);
+  const bundle = await makeBundle(sandbox, ['true']);
+  bundle.spec.linux!.cgroupsPath = 'system.slice:berth:sd1';
+  await bundle.write();
+  const result = await runtime(sandbox, ['--systemd-cgroup', 'create', '--bundle', bundle.dir, 'sd1']);
+  assert.equal(result.code, 1);
+  assert.equal(
+    result.stderr,
+    "berth-runtime: --systemd-cgroup: systemd is not running on this host (/run/systemd/system does not exist), so it cannot manage the container's cgroup; leave the flag out to use cgroupfs\n",
+  );
+  assert.match((await runtime(sandbox, ['state', 'sd1'])).stderr, /does not exist/);
+  assert.equal(existsSync('/sys/fs/cgroup/memory/system.slice/berth-sd1.scope'), false);
+});

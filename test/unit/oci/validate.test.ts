@@ -70,6 +70,59 @@ const cases: Array<[string, (s: Mutable) => void, RegExp]> = [
     (s) => (s.linux.namespaces = [{ type: 'mount' }]),
     /hostname: setting a hostname needs a uts namespace/,
   ],
+  ['hooks not an object', (s) => (s.hooks = []), /hooks: must be an object/],
+  [
+    'relative hook path',
+    (s) => (s.hooks = { createContainer: [{ path: 'bin/hook' }] }),
+    /hooks\.createContainer\[0\]\.path: must be an absolute path/,
+  ],
+  [
+    'hook args of the wrong type',
+    (s) => (s.hooks = { startContainer: [{ path: '/bin/hook', args: 'hook' }] }),
+    /hooks\.startContainer\[0\]\.args: must be an array of strings/,
+  ],
+  [
+    'a NUL byte in a hook env entry',
+    (s) => (s.hooks = { poststop: [{ path: '/bin/hook', env: ['A=1', 'B=\0'] }] }),
+    /hooks\.poststop\[0\]\.env\[1\]: must not contain a NUL byte/,
+  ],
+  [
+    'a hook timeout of zero',
+    (s) => (s.hooks = { prestart: [{ path: '/bin/hook', timeout: 0 }] }),
+    /hooks\.prestart\[0\]\.timeout: must be a whole number of seconds from 1 to 2147483/,
+  ],
+  [
+    'SCMP_ACT_NOTIFY without a listener',
+    (s) =>
+      ((s.linux.seccomp as Record<string, unknown>).syscalls = [
+        { names: ['mkdir'], action: 'SCMP_ACT_NOTIFY' },
+      ]),
+    /linux\.seccomp\.syscalls\[0\]\.action: SCMP_ACT_NOTIFY needs linux\.seccomp\.listenerPath/,
+  ],
+  [
+    'SCMP_ACT_NOTIFY for sendmsg',
+    (s) =>
+      Object.assign(s.linux.seccomp as Record<string, unknown>, {
+        listenerPath: '/run/agent.sock',
+        syscalls: [{ names: ['mkdir', 'sendmsg'], action: 'SCMP_ACT_NOTIFY' }],
+      }),
+    /linux\.seccomp\.syscalls\[0\]\.names\[1\]: SCMP_ACT_NOTIFY cannot be used for sendmsg/,
+  ],
+  [
+    'a relative listener path',
+    (s) => ((s.linux.seccomp as Record<string, unknown>).listenerPath = 'agent.sock'),
+    /linux\.seccomp\.listenerPath: must be an absolute path of at most 107 bytes/,
+  ],
+  [
+    'a listener path too long for a unix socket',
+    (s) => ((s.linux.seccomp as Record<string, unknown>).listenerPath = `/${'x'.repeat(107)}`),
+    /linux\.seccomp\.listenerPath: must be an absolute path of at most 107 bytes/,
+  ],
+  [
+    'listener metadata without a listener',
+    (s) => ((s.linux.seccomp as Record<string, unknown>).listenerMetadata = 'x'),
+    /linux\.seccomp\.listenerMetadata: may only be set with linux\.seccomp\.listenerPath/,
+  ],
 ];
 
 for (const [name, mutate, message] of cases) {
@@ -94,4 +147,21 @@ test('an rlimit above the caller hard limit is refused unless the caller has CAP
     /RLIMIT_NOFILE hard limit 1048576 is above this process's hard limit 20000/,
   );
   validateSpec(s, { callerLimits: limits, callerHasSysResource: true });
+});
+
+test('hooks and a seccomp listener that follow the spec are accepted', () => {
+  const s = spec();
+  s.hooks = {
+    createContainer: [{ path: '/usr/bin/hook', args: ['hook', 'create'], env: ['A=1'], timeout: 5 }],
+    startContainer: [{ path: '/hook' }],
+  };
+  Object.assign(s.linux.seccomp as Record<string, unknown>, {
+    listenerPath: '/run/agent.sock',
+    listenerMetadata: 'opaque',
+    syscalls: [{ names: ['mkdir'], action: 'SCMP_ACT_NOTIFY' }],
+  });
+  validateSpec(s);
+  // Without a NOTIFY rule a listener is simply not used (runtime-spec: "ignored").
+  (s.linux.seccomp as Record<string, unknown>).syscalls = [];
+  validateSpec(s);
 });

@@ -44,6 +44,7 @@ function build(
   extra: Partial<Parameters<typeof buildCreatePlan>[1]> = {},
 ): PlanOp[] {
   return buildCreatePlan(spec, {
+    id: 'c1',
     bundle: dir,
     stateDir: join(dir, 'state'),
     detach: true,
@@ -221,4 +222,139 @@ test('a bind mount without a source and a missing rootfs are refused before anyt
   const missing = defaultSpec({ terminal: false });
   missing.root = { path: 'nope' };
   assert.throws(() => build(missing, dir), /root\.path: .*nope is not a directory/);
+});
+
+const hookOf = (
+  op: PlanOp,
+): { name: string; path: string; timeout: bigint; args: string[]; env: string[]; state: string[] } => {
+  const texts = strings(op);
+  const argc = Number(number(op, 3));
+  const envc = Number(number(op, 4));
+  return {
+    name: texts[0] ?? '',
+    path: texts[1] ?? '',
+    timeout: number(op, 2),
+    args: texts.slice(2, 2 + argc),
+    env: texts.slice(2 + argc, 2 + argc + envc),
+    state: texts.slice(2 + argc + envc),
+  };
+};
+
+test('a plain container gets no HOOK or SECCOMP_LISTENER op, and its seccomp stays last before exec', async (t) => {
+  const dir = await bundle(t);
+  const order = names(build(defaultSpec({ terminal: false }), dir));
+  assert.ok(!order.includes('HOOK') && !order.includes('SECCOMP_LISTENER'));
+  assert.deepEqual(order.slice(-4), ['WAIT_START', 'PRESERVE_FDS', 'SECCOMP', 'EXEC']);
+});
+
+test('createContainer hooks run in init just before pivot_root, startContainer hooks right after WAIT_START', async (t) => {
+  const dir = await bundle(t);
+  const spec = defaultSpec({ terminal: false });
+  spec.annotations = { 'org.example': 'x"y' };
+  spec.hooks = {
+    prestart: [{ path: '/bin/prestart' }],
+    createContainer: [
+      { path: '/bin/create', args: ['create', '-v'], env: ['A=1'], timeout: 7 },
+      { path: '/bin/create2' },
+    ],
+    startContainer: [{ path: '/bin/start' }],
+    poststart: [{ path: '/bin/poststart' }],
+  };
+  const plan = build(spec, dir);
+  const order = names(plan);
+  const hooks = plan.filter((op) => op.op === OP.HOOK).map(hookOf);
+  assert.deepEqual(
+    hooks.map((h) => [h.name, h.path]),
+    [
+      ['createContainer', '/bin/create'],
+      ['createContainer', '/bin/create2'],
+      ['startContainer', '/bin/start'],
+    ],
+    'only the hooks that belong in the container are plan ops',
+  );
+  const pivot = order.indexOf('PIVOT_ROOT');
+  assert.deepEqual(order.slice(pivot - 2, pivot), ['HOOK', 'HOOK']);
+  assert.ok(order.lastIndexOf('MOUNT_IN_ROOT') < pivot - 2, 'after every mount');
+  assert.equal(order[order.indexOf('WAIT_START') + 1], 'HOOK');
+  const [first, second, start] = hooks;
+  assert.ok(first && second && start);
+  assert.deepEqual([first.args, first.env, first.timeout], [['create', '-v'], ['A=1'], 7n]);
+  assert.deepEqual(
+    [second.args, second.env, second.timeout],
+    [['/bin/create2'], [], 0n],
+    'argv[0] defaults to the path',
+  );
+  assert.deepEqual(JSON.parse(first.state.join('4242')), {
+    ociVersion: '1.2.0',
+    id: 'c1',
+    status: 'creating',
+    pid: 4242,
+    bundle: dir,
+    annotations: { 'org.example': 'x"y' },
+  });
+  assert.equal(JSON.parse(start.state.join('7')).status, 'created');
+});
+
+test('a SCMP_ACT_NOTIFY filter: its listener op carries the container process state, and it loads before WAIT_START', async (t) => {
+  const dir = await bundle(t);
+  const spec = defaultSpec({ terminal: false });
+  spec.linux!.seccomp = {
+    defaultAction: 'SCMP_ACT_ALLOW',
+    listenerPath: '/run/agent.sock',
+    listenerMetadata: 'meta',
+    syscalls: [{ names: ['mkdir'], action: 'SCMP_ACT_NOTIFY' }],
+  };
+  const compiled = { program: new Uint8Array(8), flags: 8 };
+  const plan = build(spec, dir, { seccomp: compiled });
+  const order = names(plan);
+  const listener = plan.find((op) => op.op === OP.SECCOMP_LISTENER);
+  assert.ok(listener && listener.op < 100 && order.indexOf('SECCOMP_LISTENER') < order.indexOf('MOUNT'));
+  const [path, ...state] = strings(listener);
+  assert.equal(path, '/run/agent.sock');
+  assert.deepEqual(JSON.parse(state.join('99')), {
+    ociVersion: '1.2.0',
+    fds: ['seccompFd'],
+    pid: 99,
+    metadata: 'meta',
+    state: { ociVersion: '1.2.0', id: 'c1', status: 'creating', pid: 99, bundle: dir },
+  });
+  assert.ok(spec.process!.noNewPrivileges);
+  assert.equal(order[order.indexOf('WAIT_START') - 1], 'SECCOMP', 'the listener is reached during create');
+  assert.deepEqual(order.slice(-2), ['PRESERVE_FDS', 'EXEC']);
+
+  delete spec.linux!.seccomp.listenerPath;
+  assert.throws(
+    () => build(spec, dir, { seccomp: compiled }),
+    /linux\.seccomp\.listenerPath: SCMP_ACT_NOTIFY needs/,
+  );
+});
+
+test('exec with a seccomp listener sends the running container state with the exec process pid', () => {
+  const process = { ...defaultSpec({ terminal: false }).process!, args: ['ls'] };
+  const plan = buildExecPlan(process, {
+    pid: 42,
+    namespaces: ['pid', 'mount'],
+    detach: false,
+    cgroupEntry: V1_ENTRY,
+    seccomp: { program: new Uint8Array(8), flags: 8 },
+    seccompListener: { path: '/run/agent.sock', container: { id: 'c1', bundle: '/b' } },
+  });
+  const listener = plan.find((op) => op.op === OP.SECCOMP_LISTENER);
+  assert.ok(listener);
+  const [, ...state] = strings(listener);
+  assert.deepEqual(JSON.parse(state.join('77')), {
+    ociVersion: '1.2.0',
+    fds: ['seccompFd'],
+    pid: 77,
+    state: { ociVersion: '1.2.0', id: 'c1', status: 'running', pid: 42, bundle: '/b' },
+  });
+  const plain = buildExecPlan(process, {
+    pid: 42,
+    namespaces: ['pid'],
+    detach: false,
+    cgroupEntry: V1_ENTRY,
+    seccomp: { program: new Uint8Array(8), flags: 0 },
+    seccompListener: { path: '/run/agent.sock', container: { id: 'c1', bundle: '/b' } },
+  });
+  assert.ok(!names(plain).includes('SECCOMP_LISTENER'), 'no NOTIFY rule: the listener is not used');
 });

@@ -92,6 +92,17 @@ const everyOp: PlanOp[] = [
   ops.waitStart(),
   ops.preserveFds(2),
   ops.seccomp(1, new Uint8Array(16)),
+  ops.hook('startContainer', { path: '/bin/hook', args: ['hook', '-v'], env: ['A=1'], timeout: 5 }, [
+    '{"pid":',
+    ',"status":"created"}',
+  ]),
+  exec,
+];
+
+/** A filter that hands out a listener fd, and where that fd goes. */
+const listenerPlan: PlanOp[] = [
+  ops.seccompListener('/run/agent.sock', ['{"pid":', ',"state":{"pid":', '}}']),
+  ops.seccomp(8, new Uint8Array(8)),
   exec,
 ];
 
@@ -107,13 +118,13 @@ const proxyPlan: PlanOp[] = [
 ];
 
 test('every operation decodes to the same listing as describePlan()', () => {
-  const covered = new Set([...everyOp, ...proxyPlan].map((op) => op.op));
+  const covered = new Set([...everyOp, ...proxyPlan, ...listenerPlan].map((op) => op.op));
   assert.deepEqual(
     Object.values(OP).filter((code) => !covered.has(code)),
     [],
     'the test plans cover every opcode',
   );
-  for (const plan of [everyOp, proxyPlan]) {
+  for (const plan of [everyOp, proxyPlan, listenerPlan]) {
     const result = decode(encodePlan(plan));
     assert.equal(result.stderr, '');
     assert.equal(result.status, 0);
@@ -182,7 +193,7 @@ test('field kinds and counts are checked per operation', () => {
   );
   assertRejected(withExec({ op: OP.DETACH, fields: [{ n: 1 }] }), /op 0 \(DETACH\): 1 fields, expected 0$/m);
   assertRejected(
-    withExec({ op: OP.SECCOMP, fields: [{ n: 0 }, { s: 'not bytes' }, { s: '' }] }),
+    withExec({ op: OP.SECCOMP, fields: [{ n: 0 }, { s: 'not bytes' }] }),
     /op 0 \(SECCOMP\): field 1: string field, expected bytes$/m,
   );
   assertRejected(
@@ -200,6 +211,24 @@ test('field kinds and counts are checked per operation', () => {
   assertRejected(
     encodePlan([{ op: OP.EXEC, fields: [{ n: 1 }, { n: 2 }] }]),
     /op 0 \(EXEC\): field 1: number field, expected string$/m,
+  );
+  assertRejected(
+    withExec({ op: OP.SECCOMP_LISTENER, fields: [{ s: '/run/agent.sock' }] }),
+    /op 0 \(SECCOMP_LISTENER\): 1 fields, expected at least 2$/m,
+  );
+  assertRejected(
+    withExec({
+      op: OP.HOOK,
+      fields: [{ s: 'startContainer' }, { s: '/bin/hook' }, { n: 0 }, { n: 1 }, { n: 0 }],
+    }),
+    /op 0 \(HOOK\): 5 fields, expected at least 6$/m,
+  );
+  assertRejected(
+    withExec({
+      op: OP.HOOK,
+      fields: [{ s: 'startContainer' }, { s: '/bin/hook' }, { n: 0 }, { n: 1 }, { n: 0 }, { n: 1 }],
+    }),
+    /op 0 \(HOOK\): field 5: number field, expected string$/m,
   );
 });
 
@@ -249,8 +278,53 @@ test('plans that could not be launched are rejected before anything runs', () =>
     /op 0 \(SECCOMP\): program is 12 bytes, expected 1 to 4096 instructions of 8 bytes$/m,
   );
   assertRejected(
-    withExec(ops.seccomp(0, new Uint8Array(8), '/run/listener.sock')),
-    /op 0 \(SECCOMP\): listenerPath is not supported$/m,
+    withExec(ops.seccomp(8, new Uint8Array(8))),
+    /op 0 \(SECCOMP\): NEW_LISTENER needs SECCOMP_LISTENER$/m,
+  );
+  assertRejected(
+    withExec(ops.seccompListener('/run/agent.sock', ['{}']), ops.seccomp(0, new Uint8Array(8))),
+    /op 0 \(SECCOMP_LISTENER\): needs a SECCOMP op with NEW_LISTENER$/m,
+  );
+  assertRejected(
+    withExec(
+      ops.seccompListener('/run/agent.sock', ['{}']),
+      ops.seccomp(8, new Uint8Array(8)),
+      ops.seccomp(8, new Uint8Array(8)),
+    ),
+    /op 2 \(SECCOMP\): only one filter may ask for a listener \(also op 1\)$/m,
+  );
+  assertRejected(
+    withExec(ops.seccompListener('agent.sock', ['{}']), ops.seccomp(8, new Uint8Array(8))),
+    /op 0 \(SECCOMP_LISTENER\): path must be absolute and at most 107 bytes \(a unix socket address\)$/m,
+  );
+  assertRejected(
+    withExec(ops.seccompListener(`/${'x'.repeat(107)}`, ['{}']), ops.seccomp(8, new Uint8Array(8))),
+    /op 0 \(SECCOMP_LISTENER\): path must be absolute and at most 107 bytes/m,
+  );
+  const hook = (
+    name: string,
+    path: string,
+    timeout: number,
+    args: string[],
+    env: string[],
+    state: string[],
+  ) => withExec(ops.hook(name, { path, args, env, timeout }, state));
+  assertRejected(hook('', '/h', 0, ['h'], [], ['{}']), /op 0 \(HOOK\): needs a name and an absolute path$/m);
+  assertRejected(hook('x', 'h', 0, ['h'], [], ['{}']), /op 0 \(HOOK\): needs a name and an absolute path$/m);
+  assertRejected(
+    hook('x', '/h', 2147484, ['h'], [], ['{}']),
+    /op 0 \(HOOK\): timeout 2147484 is more than 2147483 seconds$/m,
+  );
+  assertRejected(
+    hook('x', '/h', 0, ['h'], ['A=1'], []),
+    /op 0 \(HOOK\): argc 1 and envc 1 do not fit the 2 strings that follow \(need 1 or more arguments and a state\)$/m,
+  );
+  assertRejected(
+    withExec({
+      op: OP.HOOK,
+      fields: [{ s: 'x' }, { s: '/h' }, { n: 0 }, { n: 0 }, { n: 0 }, { s: '{}' }],
+    }),
+    /op 0 \(HOOK\): argc 0 and envc 0 do not fit the 1 strings that follow/m,
   );
   assertRejected(withExec(ops.attachSocket('/run/a.sock')), /op 0 \(ATTACH_SOCKET\): needs STDIO_PIPES$/m);
   assertRejected(
