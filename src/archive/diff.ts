@@ -9,7 +9,8 @@
  *   number, symlink target or xattrs differ, and, when both mtimes have no sub-second part (a
  *   copy that lost precision), when its content differs.
  * Both walks never follow a symlink. Directories that contain a change are emitted before it
- * (with their own metadata) so a consumer never has to invent a parent.
+ * (with their own metadata) so a consumer never has to invent a parent. `mapEntry` rewrites each
+ * entry made from a file (not whiteout or opaque markers), e.g. host ids to a user namespace's.
  */
 import { constants, type BigIntStats } from 'node:fs';
 import { lstat, open, readdir, readlink } from 'node:fs/promises';
@@ -24,6 +25,11 @@ const READ_CHUNK = 1024 * 1024;
 const S_IFMT = 0o170000n;
 
 type Xattrs = Map<string, Buffer>;
+
+export interface DiffOptions {
+  /** Rewrites every entry made from a file before it is written (owners across a user namespace). */
+  mapEntry?: (entry: TarEntry) => TarEntry;
+}
 
 const keepXattr = (name: string): boolean => !name.startsWith('trusted.overlay.');
 
@@ -71,6 +77,8 @@ async function* entryBytes(entry: TarEntry, hostPath: string, stat: BigIntStats)
 class EntryMaker {
   private readonly inodes = new Map<string, string>();
 
+  constructor(private readonly mapEntry: (entry: TarEntry) => TarEntry = (entry) => entry) {}
+
   async *emit(entry: TarEntry, hostPath: string, stat: BigIntStats): AsyncGenerator<Buffer> {
     if (!stat.isDirectory() && stat.nlink > 1n) {
       const inode = `${stat.dev}:${stat.ino}`;
@@ -98,13 +106,15 @@ class EntryMaker {
       mtime: Number(stat.mtimeMs / 1000n),
       xattrs: Object.fromEntries([...xattrs].filter(([name]) => keepXattr(name))),
     };
-    if (stat.isDirectory()) return { ...base, type: 'directory' };
-    if (stat.isFile()) return { ...base, type: 'file' };
-    if (stat.isSymbolicLink()) return { ...base, type: 'symlink', linkTarget: await readlink(hostPath) };
-    if (stat.isFIFO()) return { ...base, type: 'fifo' };
+    if (stat.isDirectory()) return this.mapEntry({ ...base, type: 'directory' });
+    if (stat.isFile()) return this.mapEntry({ ...base, type: 'file' });
+    if (stat.isSymbolicLink())
+      return this.mapEntry({ ...base, type: 'symlink', linkTarget: await readlink(hostPath) });
+    if (stat.isFIFO()) return this.mapEntry({ ...base, type: 'fifo' });
     if (stat.isCharacterDevice() || stat.isBlockDevice()) {
       const { major, minor } = splitDev(Number(stat.rdev));
-      return { ...base, type: stat.isCharacterDevice() ? 'char' : 'block', devMajor: major, devMinor: minor };
+      const type = stat.isCharacterDevice() ? 'char' : 'block';
+      return this.mapEntry({ ...base, type, devMajor: major, devMinor: minor });
     }
     return undefined; // sockets are not archived
   }
@@ -118,9 +128,9 @@ const marker = (path: string, name: string, stat?: BigIntStats): TarEntry => ({
 });
 
 /** The layer an overlayfs upper directory amounts to, as an uncompressed tar stream. */
-export async function* diffOverlayUpper(upper: string): AsyncGenerator<Buffer> {
+export async function* diffOverlayUpper(upper: string, options: DiffOptions = {}): AsyncGenerator<Buffer> {
   const helper = new FsHelper();
-  const maker = new EntryMaker();
+  const maker = new EntryMaker(options.mapEntry);
   const walk = async function* (relative: string): AsyncGenerator<Buffer> {
     const dir = relative === '' ? upper : join(upper, relative);
     const names = await sortedNames(dir);
@@ -197,9 +207,13 @@ function metadataChanged(
 }
 
 /** The changes that turn the tree `lower` into the tree `upper`, as an uncompressed tar stream. */
-export async function* diffTrees(lower: string, upper: string): AsyncGenerator<Buffer> {
+export async function* diffTrees(
+  lower: string,
+  upper: string,
+  options: DiffOptions = {},
+): AsyncGenerator<Buffer> {
   const helper = new FsHelper();
-  const maker = new EntryMaker();
+  const maker = new EntryMaker(options.mapEntry);
   /** Directories on the current path whose entries are written only once something below changes. */
   const pending: Array<{ entry: TarEntry; written: boolean }> = [];
   const flushParents = function* (): Generator<Buffer> {

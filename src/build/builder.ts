@@ -13,7 +13,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { chmod, chown, mkdir, rm, stat, writeFile } from 'node:fs/promises';
-import { join, posix } from 'node:path';
+import { basename, dirname, join, posix } from 'node:path';
 import { applyTar } from '../archive/apply.js';
 import { diffOverlayUpper } from '../archive/diff.js';
 import { BerthError, invalidArgument, notFound } from '../common/errors.js';
@@ -21,14 +21,17 @@ import { commitImage, type ImageDocuments } from '../image/commit.js';
 import type { ImageService } from '../image/image-service.js';
 import { formatPlatform, hostPlatform, parsePlatform } from '../image/registry/platform.js';
 import { chainIdsOf } from '../image/store/image-store.js';
+import { SharedLock } from '../image/store/lock.js';
 import { familiarName } from '../image/store/names.js';
 import type { ContainerConfig, HealthConfig } from '../oci/image-spec.js';
 import type { Mount as OciMount } from '../oci/runtime-spec.js';
-import type { Runtime } from '../runtime/runtime.js';
+import { cgroupfsFactory } from '../runtime/default-runtime.js';
+import type { CgroupFactory, Runtime } from '../runtime/runtime.js';
 import { mountAll, mountPointsUnder, unmount } from '../snapshot/mount.js';
 import type { Snapshotter } from '../snapshot/snapshotter.js';
 import { contentSource, download, extractIfArchive, isUrl } from './add.js';
 import { cacheKey, type BuildCache } from './cache.js';
+import { cacheRecords, type CacheRecord } from './cache-usage.js';
 import { ChecksumCache, combinedChecksum } from './checksum.js';
 import {
   copyStream,
@@ -60,7 +63,9 @@ import {
 import { expandHeredoc, processWord, processWords, type Lookup } from './dockerfile/shell-lex.js';
 import { parseMount, type MountSpec } from './mounts.js';
 import { OrderedOutput } from './output.js';
+import { freeSpace, pruneBuildCache, type PruneOptions, type PruneReport } from './prune.js';
 import { runStep, type BuildBridge, type RunNetwork } from './run.js';
+import { cleanUpSteps, StepRecords } from './step-records.js';
 
 export const PROXY_ARGS = [
   'HTTP_PROXY',
@@ -74,6 +79,8 @@ export const PROXY_ARGS = [
   'ALL_PROXY',
   'all_proxy',
 ];
+/** Under the scratch space: notes of step containers (step-records.ts). */
+const STEP_RECORDS = 'steps';
 const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 export interface BuilderDeps {
@@ -85,6 +92,10 @@ export interface BuilderDeps {
   tempRoot: string;
   /** The default bridge for RUN steps; without it the default network is an empty namespace. */
   bridge?: BuildBridge;
+  /** The runtime's cgroup driver (default cgroupfs): recovery removes cgroups of unrecorded step containers. */
+  cgroups?: CgroupFactory;
+  /** Where recovery reports what it could not remove. */
+  warn?: (message: string) => void;
 }
 
 export interface BuildRequest {
@@ -178,14 +189,26 @@ function cloneConfig(config: ContainerConfig | undefined): ContainerConfig {
 }
 
 export class Builder {
+  /** Builds hold it shared, a prune exclusive: nothing a build reads or writes goes under it. */
+  private readonly lock = new SharedLock();
+  /** Cache keys and cache mount names running builds use, with how many builds use each. */
+  private readonly using = new Map<string, number>();
+
   constructor(private readonly deps: BuilderDeps) {}
 
   /** Remove what a crashed build left behind: scratch space and the snapshots of unfinished steps. */
   async recover(): Promise<void> {
-    // A crash in the middle of a build leaves its step container running and its root mounted.
+    // A crash in the middle of a build leaves its step container running and its root mounted,
+    // or, in the middle of its creation, a cgroup that only the step's record names.
     for (const { record } of await this.deps.runtime.list())
       if (record.bundle.startsWith(`${this.deps.tempRoot}/`))
         await this.deps.runtime.delete(record.id, true).catch(() => undefined);
+    await cleanUpSteps(
+      new StepRecords(join(this.deps.tempRoot, STEP_RECORDS)),
+      this.deps.runtime,
+      this.deps.cgroups ?? cgroupfsFactory,
+      this.deps.warn ?? (() => undefined),
+    );
     for (const point of await mountPointsUnder(this.deps.tempRoot))
       await unmount(point).catch(() => undefined);
     await rm(this.deps.tempRoot, { recursive: true, force: true });
@@ -201,13 +224,44 @@ export class Builder {
     const dockerfile = readDockerfile(request.dockerfile, file);
     for (const warning of dockerfile.warnings) request.output(`[Warning] ${warning}\n`);
     if (request.platform !== undefined && request.platform !== '') this.checkPlatform(request.platform);
-    const workDir = join(this.deps.tempRoot, randomId().slice(0, 16));
-    await mkdir(workDir, { recursive: true });
-    try {
-      return await new BuildRun(this.deps, request, dockerfile, workDir).run();
-    } finally {
-      await rm(workDir, { recursive: true, force: true });
-    }
+    return this.lock.withShared(async () => {
+      const workDir = join(this.deps.tempRoot, randomId().slice(0, 16));
+      const used = new Set<string>();
+      const use = (key: string): void => {
+        if (used.has(key)) return;
+        used.add(key);
+        this.using.set(key, (this.using.get(key) ?? 0) + 1);
+      };
+      await mkdir(workDir, { recursive: true });
+      try {
+        return await new BuildRun(this.deps, request, dockerfile, workDir, use).run();
+      } finally {
+        for (const key of used) {
+          const count = (this.using.get(key) ?? 1) - 1;
+          if (count > 0) this.using.set(key, count);
+          else this.using.delete(key);
+        }
+        await rm(workDir, { recursive: true, force: true });
+        // Cache hits and dropped entries are written once per build; failing that loses only their times.
+        await this.deps.cache.flush().catch(() => undefined);
+      }
+    });
+  }
+
+  /** The build cache as Docker's records (`/system/df`). */
+  usage(): Promise<CacheRecord[]> {
+    return cacheRecords(this.deps, (key) => this.using.has(key));
+  }
+
+  /** `POST /build/prune`: waits for running builds; new ones wait for it. */
+  prune(options: PruneOptions): Promise<PruneReport> {
+    return this.lock.withExclusive(() =>
+      this.deps.images.withStoreLock(() =>
+        pruneBuildCache(this.deps, options, () =>
+          freeSpace(dirname(this.deps.cache.dir)).catch(() => Infinity),
+        ),
+      ),
+    );
   }
 
   private checkPlatform(platform: string): void {
@@ -238,6 +292,8 @@ class BuildRun {
     private readonly request: BuildRequest,
     private readonly dockerfile: Dockerfile,
     private readonly workDir: string,
+    /** Marks a cache key or cache mount as used by this build. */
+    private readonly use: (key: string) => void,
   ) {
     this.buildArgs = new Map(
       Object.entries(request.buildArgs ?? {}).filter((e): e is [string, string] => typeof e[1] === 'string'),
@@ -602,13 +658,20 @@ class BuildRun {
     make: () => Promise<{ id: string; manifest: string; documents: ImageDocuments }>,
   ): Promise<void> {
     const key = cacheKey(state.id, createdBy, extra);
+    this.use(key);
     const hit = await this.cached(key);
     if (hit) {
       say(' ---> Using cache\n');
+      this.deps.cache.touch(key);
       this.adopt(state, hit);
     } else {
       const made = await make();
-      await this.deps.cache.set(key, { id: made.id, manifest: made.manifest });
+      await this.deps.cache.set(key, {
+        id: made.id,
+        manifest: made.manifest,
+        parent: state.id,
+        description: createdBy,
+      });
       this.adopt(state, made);
     }
     say(` ---> ${shortId(state.id)}\n`);
@@ -1062,12 +1125,15 @@ class BuildRun {
     specs: MountSpec[],
     stageIndex: number,
     releases: Array<() => Promise<void>>,
+    command: string,
   ): Promise<OciMount[]> {
     const mounts: OciMount[] = [];
     for (const spec of specs) {
       switch (spec.type) {
         case 'cache': {
-          const dir = join(this.deps.cache.mountsDir, cacheKey(undefined, spec.id).slice(0, 32));
+          // BuildKit's description of a cache mount record.
+          const dir = this.deps.cache.useMount(spec.id, `cached mount ${spec.target} from exec ${command}`);
+          this.use(basename(dir));
           const fresh = await stat(dir).then(
             () => false,
             () => true,
@@ -1202,7 +1268,7 @@ class BuildRun {
         const releases: Array<() => Promise<void>> = [];
         let code: number;
         try {
-          const mounts = await this.runMounts(state, specs, stageIndex, releases);
+          const mounts = await this.runMounts(state, specs, stageIndex, releases, args.join(' '));
           const stepDir = this.tempDir('run');
           await mkdir(stepDir, { recursive: true });
           code = await runStep({
@@ -1220,6 +1286,7 @@ class BuildRun {
             ...(this.deps.bridge ? { bridge: this.deps.bridge } : {}),
             mounts,
             ...(this.request.cgroupParent ? { cgroupParent: this.request.cgroupParent } : {}),
+            records: new StepRecords(join(this.deps.tempRoot, STEP_RECORDS)),
             output: (chunk) => say(chunk.toString('utf8')),
             signal: this.controller.signal,
           });

@@ -9,6 +9,10 @@
  * (default/none/host), platform, cgroupparent, cachefrom (ignored), remote (refused: berth only
  * builds from a context it is sent). Secrets for RUN --mount=type=secret come in the
  * X-Berth-Build-Secrets header: base64 of a JSON object id -> base64 value.
+ *
+ * `POST /build/prune` removes build cache (prune.ts): `all`, `filters`, `keep-storage`,
+ * `reserved-space`, `max-used-space`, `min-free-space`; the reply is Docker's
+ * `{"CachesDeleted": [...], "SpaceReclaimed": n}`.
  */
 import { randomBytes } from 'node:crypto';
 import { rm } from 'node:fs/promises';
@@ -23,6 +27,7 @@ import type { Snapshotter } from '../snapshot/snapshotter.js';
 import { Builder, StepFailedError, type BuildRequest } from './builder.js';
 import { BuildCache } from './cache.js';
 import { applyDockerignore, readContextDockerfile, unpackContext } from './context.js';
+import { parsePruneQuery } from './prune.js';
 import type { BuildBridge, RunNetwork } from './run.js';
 
 export const SECRETS_HEADER = 'x-berth-build-secrets';
@@ -34,9 +39,11 @@ export async function openBuilder(options: {
   snapshotter: Snapshotter;
   runtime: Runtime;
   bridge?: BuildBridge;
+  warn?: (message: string) => void;
 }): Promise<Builder> {
   const builder = new Builder({
     ...(options.bridge ? { bridge: options.bridge } : {}),
+    ...(options.warn ? { warn: options.warn } : {}),
     images: options.images,
     snapshotter: options.snapshotter,
     runtime: options.runtime,
@@ -87,8 +94,10 @@ function networkOf(mode: string | undefined): RunNetwork {
   throw invalidArgument(`network mode "${mode}" is not supported for builds: use default, none or host`);
 }
 
-/** Register `POST /build`. */
+/** Register `POST /build` and `POST /build/prune`. */
 export function registerBuildRoute(router: Router, builder: Builder, tempRoot: string): void {
+  router.post('/build/prune', (ctx) => builder.prune(parsePruneQuery(ctx.query)));
+
   router.post('/build', async (ctx) => {
     const query = ctx.query;
     const remote = query.string('remote');

@@ -16,6 +16,7 @@ import type { Runtime } from '../runtime/runtime.js';
 import { mountAll, unmount } from '../snapshot/mount.js';
 import type { Snapshotter } from '../snapshot/snapshotter.js';
 import { resolveInTree } from './copy.js';
+import type { StepRecords } from './step-records.js';
 
 export type RunNetwork = 'none' | 'host' | 'default';
 
@@ -51,6 +52,8 @@ export interface RunStepOptions {
   volumes?: string[];
   /** Parent cgroup, like `docker build --cgroup-parent`; default `berth`. */
   cgroupParent?: string;
+  /** Where the step is noted before its container is created (crash recovery). */
+  records: StepRecords;
   output: (chunk: Buffer) => void;
   signal?: AbortSignal;
 }
@@ -119,6 +122,7 @@ export async function runStep(options: RunStepOptions): Promise<number> {
   await mountAll(await options.snapshotter.mounts(options.snapshotKey), rootfs);
   const stubs: string[] = [];
   let created = false;
+  let recorded = false;
   let attached = false;
   try {
     const user = await resolveUser(rootfs, options.user);
@@ -162,6 +166,8 @@ export async function runStep(options: RunStepOptions): Promise<number> {
       if (stub !== undefined && !stubs.some((s) => stub === s || stub.startsWith(`${s}/`))) stubs.push(stub);
     }
     await writeFile(join(options.workDir, 'config.json'), JSON.stringify(spec));
+    await options.records.add({ id: options.id, cgroupsPath: spec.linux?.cgroupsPath ?? '' });
+    recorded = true;
     const { shim } = await options.runtime.create(options.id, {
       bundle: options.workDir,
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -188,7 +194,14 @@ export async function runStep(options: RunStepOptions): Promise<number> {
       options.signal?.removeEventListener('abort', abort);
     }
   } finally {
-    if (created) await options.runtime.delete(options.id, true).catch(() => undefined);
+    // The note goes once the container is gone; otherwise the next start of berthd finishes the job.
+    const deleted =
+      created &&
+      (await options.runtime.delete(options.id, true).then(
+        () => true,
+        () => false,
+      ));
+    if (recorded && deleted) await options.records.remove(options.id);
     if (attached) await options.bridge?.detach(options.id).catch(() => undefined);
     await unmount(rootfs);
     const upper = (await options.snapshotter.layerTarget(options.snapshotKey)).root;

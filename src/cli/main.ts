@@ -31,6 +31,8 @@ const load = {
   system: () => import('./commands/system.js').then((m) => m.commands),
   login: () => import('./commands/login.js').then((m) => m.commands),
   build: () => import('./commands/build.js').then((m) => m.commands),
+  builder: () => import('./commands/builder.js').then((m) => m.commands),
+  cp: () => import('./commands/cp.js').then((m) => m.commands),
 };
 
 const GROUPS: Record<string, { description: string; commands: Record<string, Ref> }> = {
@@ -39,7 +41,7 @@ const GROUPS: Record<string, { description: string; commands: Record<string, Ref
     commands: {
       attach: [load.attach, 'attach'],
       commit: [load.images, 'commit'],
-      cp: [load.archive, 'cp'],
+      cp: [load.cp, 'cp'],
       create: [load.run, 'create'],
       diff: [load.lifecycle, 'diff'],
       exec: [load.exec, 'exec'],
@@ -112,6 +114,13 @@ const GROUPS: Record<string, { description: string; commands: Record<string, Ref
       remove: [load.network, 'rm'],
     },
   },
+  builder: {
+    description: 'Manage builds',
+    commands: {
+      build: [load.build, 'build'],
+      prune: [load.builder, 'builder prune'],
+    },
+  },
   system: {
     description: 'Manage berth',
     commands: {
@@ -127,7 +136,7 @@ const TOP: Record<string, Ref> = {
   attach: [load.attach, 'attach'],
   build: [load.build, 'build'],
   commit: [load.images, 'commit'],
-  cp: [load.archive, 'cp'],
+  cp: [load.cp, 'cp'],
   create: [load.run, 'create'],
   diff: [load.lifecycle, 'diff'],
   events: [load.system, 'events'],
@@ -167,7 +176,6 @@ const TOP: Record<string, Ref> = {
 
 /** Commands that belong to another issue: accepted, with a clear message. */
 const NOT_YET: Record<string, string> = {
-  builder: 'berth builder is not available: the classic builder keeps no separate build cache to manage',
   buildx: 'berth buildx is not available: berth has no BuildKit',
 };
 

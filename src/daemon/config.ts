@@ -60,6 +60,10 @@ export interface DaemonConfig {
   cniConfigDir: string;
   defaultAddressPools: AddressPool[];
   usernsRemap?: string;
+  /** Run an init as PID 1 of every container that does not say otherwise (`--init=false`). */
+  init?: boolean;
+  /** The init binary (default: berth-init). */
+  initPath?: string;
 }
 
 export function defaultConfig(): DaemonConfig {
@@ -443,6 +447,8 @@ export const DIRECTIVES: Directive[] = [
     toRaw: poolFlags,
   }),
   directive('userns-remap', 'usernsRemap', usernsRemap, { name: 'userns-remap', kind: 'value' }),
+  directive('init', 'init', bool, { name: 'init', kind: 'bool' }),
+  directive('init-path', 'initPath', absolutePath, { name: 'init-path', kind: 'value' }),
 ];
 
 /** What a reload (SIGHUP) changes in the running daemon, by daemon.json key. */

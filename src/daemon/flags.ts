@@ -73,6 +73,8 @@ const DESCRIPTIONS: Record<string, string> = {
   tlskey: 'TLS key of the daemon',
   tlsverify: 'Require client certificates signed by --tlscacert on tcp:// listeners',
   'userns-remap': 'User (and group) for user-namespace remapping, or "default"',
+  init: 'Run an init inside every container to forward signals and reap processes',
+  'init-path': 'Path to the init binary (default berth-init)',
   validate: 'Check the configuration and exit',
   version: 'Print version information and exit',
 };

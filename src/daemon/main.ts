@@ -155,6 +155,7 @@ export async function startDaemon(config: DaemonConfig, cmd: CommandLine, log: L
       insecureRegistries: config.insecureRegistries,
       registryMirrors: config.registryMirrors,
       ...(config.usernsRemap ? { usernsRemap: config.usernsRemap } : {}),
+      init: { enabled: config.init === true, ...(config.initPath ? { path: config.initPath } : {}) },
       network: {
         bridge: config.bridge,
         ...(config.bip ? { bip: config.bip } : {}),

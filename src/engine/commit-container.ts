@@ -13,9 +13,11 @@ import { applyChanges } from '../image/store/changes.js';
 import type { ContainerConfig as ImageContainerConfig } from '../oci/image-spec.js';
 import { mergeImageConfig } from './container-config.js';
 import { mountPoints, rewriteTar, toEntry } from './container-fs.js';
-import type { ContainerRecord } from './container-record.js';
+import { isLive, type ContainerRecord } from './container-record.js';
 import type { ContainerConfig } from './docker-types.js';
 import type { Engine } from './engine.js';
+import type { IdMap } from './userns.js';
+import { idShift, shiftEntry } from '../snapshot/shift-ids.js';
 
 export interface CommitContainerRequest {
   container: string;
@@ -78,10 +80,22 @@ function referenceOf(repo: string | undefined, tag: string | undefined): string 
   return reference;
 }
 
-/** The container's layer without the mount points the engine created in it (Docker keeps those in an init layer). */
-function containerLayer(upper: string, record: ContainerRecord): AsyncGenerator<Buffer> {
+/**
+ * The container's layer without the mount points the engine created in it (Docker keeps those in
+ * an init layer). A remapped container's upper directory holds host ids: the layer gets the
+ * container's (ids outside its range as the overflow id, as the container sees them).
+ */
+function containerLayer(
+  upper: string,
+  record: ContainerRecord,
+  map: IdMap | undefined,
+): AsyncGenerator<Buffer> {
   const skip = mountPoints(record);
-  return rewriteTar(diffOverlayUpper(upper), async (header) =>
+  const diff = diffOverlayUpper(
+    upper,
+    map ? { mapEntry: shiftEntry(idShift(map, 'to-container'), 'overflow') } : {},
+  );
+  return rewriteTar(diff, async (header) =>
     skip.has(`/${cleanEntryPath(header.path).join('/')}`) ? undefined : toEntry(header),
   );
 }
@@ -109,9 +123,9 @@ export async function commitContainer(
   if (target.mode !== 'overlay')
     throw invalidArgument(`commit needs the overlayfs snapshotter; this daemon uses ${snapshotter.driver}`);
 
-  const thaw = request.pause && record.state.Running && !record.state.Paused;
+  const thaw = request.pause && isLive(record.state) && !record.state.Paused;
   if (thaw) await runtime.pause(record.id);
-  const tar = containerLayer(target.root, record);
+  const tar = containerLayer(target.root, record, engine.idMapOf(record));
   let result;
   try {
     const layer = await unlessEmpty(tar);

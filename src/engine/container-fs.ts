@@ -26,11 +26,12 @@ import { splitDev } from '../archive/tar-pack.js';
 import { OPAQUE_XATTR, WHITEOUT_PREFIX, cleanEntryPath } from '../archive/tree-view.js';
 import { FsHelper } from '../archive/fs-helper.js';
 import { defaultMounts } from '../oci/defaults.js';
-import { mountAll, unmount } from '../snapshot/mount.js';
+import { unmount } from '../snapshot/mount.js';
 import { parseBind, parseMount } from './binds.js';
-import type { ContainerRecord } from './container-record.js';
+import { isLive, type ContainerRecord } from './container-record.js';
 import type { Engine } from './engine.js';
 import { resolveUser } from './user.js';
+import { OVERFLOW_ID, idShift, shiftEntry, type IdShift } from '../snapshot/shift-ids.js';
 
 const MAX_SYMLINKS = 40;
 const READ_CHUNK = 256 * 1024;
@@ -269,7 +270,12 @@ function pathBase(path: string): string {
 interface WalkOptions {
   /** Mounts to descend into (cp); undefined for the root filesystem alone (export). */
   view: RootView | undefined;
+  /** Owners as the container sees them, for a remapped container (snapshot/shift-ids.ts). */
+  shift?: EntryShift | undefined;
 }
+
+/** Rewrites an entry's owner (and file capability) across a user namespace boundary. */
+export type EntryShift = (entry: TarEntry) => TarEntry;
 
 /** Streams the tree at `hostPath` as tar entries named from `name`; nothing is followed. */
 class TreeWriter {
@@ -279,6 +285,7 @@ class TreeWriter {
 
   async *entry(hostPath: string, name: string, components: string[]): AsyncGenerator<Buffer> {
     const stats = await lstat(hostPath);
+    const shift = this.options.shift ?? ((entry: TarEntry): TarEntry => entry);
     const base = {
       path: name,
       ...(name.startsWith('/') ? { rooted: true } : {}),
@@ -290,7 +297,7 @@ class TreeWriter {
     if (stats.isDirectory()) {
       const handle = await open(hostPath, DIR_FLAGS);
       try {
-        yield* encodeTarHeader({ ...base, type: 'directory' });
+        yield* encodeTarHeader(shift({ ...base, type: 'directory' }));
         for (const child of (await readdir(fdPath(handle.fd))).sort()) {
           const childComponents = [...components, child];
           const mount = this.options.view?.mountAt(childComponents);
@@ -306,32 +313,32 @@ class TreeWriter {
       const inode = `${stats.dev}:${stats.ino}`;
       const first = this.inodes.get(inode);
       if (first !== undefined) {
-        yield* encodeTarHeader({ ...base, type: 'hardlink', linkTarget: first });
+        yield* encodeTarHeader(shift({ ...base, type: 'hardlink', linkTarget: first }));
         return;
       }
       this.inodes.set(inode, name);
     }
-    if (stats.isFile()) yield* fileEntry(hostPath, base);
+    if (stats.isFile()) yield* fileEntry(hostPath, shift({ ...base, type: 'file' }));
     else if (stats.isSymbolicLink())
-      yield* encodeTarHeader({ ...base, type: 'symlink', linkTarget: await readlink(hostPath) });
-    else if (stats.isFIFO()) yield* encodeTarHeader({ ...base, type: 'fifo' });
+      yield* encodeTarHeader(shift({ ...base, type: 'symlink', linkTarget: await readlink(hostPath) }));
+    else if (stats.isFIFO()) yield* encodeTarHeader(shift({ ...base, type: 'fifo' }));
     else if (stats.isCharacterDevice() || stats.isBlockDevice()) {
       const { major, minor } = splitDev(stats.rdev);
       const type = stats.isCharacterDevice() ? 'char' : 'block';
-      yield* encodeTarHeader({ ...base, type, devMajor: major, devMinor: minor });
+      yield* encodeTarHeader(shift({ ...base, type, devMajor: major, devMinor: minor }));
     }
     // Sockets are not archived.
   }
 }
 
 /** A regular file's entry. A file that changes size while read is cut or padded to the size in its header. */
-async function* fileEntry(hostPath: string, base: Omit<TarEntry, 'type'>): AsyncGenerator<Buffer> {
+async function* fileEntry(hostPath: string, header: TarEntry): AsyncGenerator<Buffer> {
   const handle = await open(hostPath, FILE_FLAGS);
   try {
     const stats = await handle.stat();
     if (!stats.isFile()) return;
     const size = stats.size;
-    yield* encodeTarHeader({ ...base, type: 'file' }, size);
+    yield* encodeTarHeader(header, size);
     let left = size;
     let shrank = false;
     while (left > 0) {
@@ -361,13 +368,14 @@ export async function archivePath(
   view: RootView,
   path: string,
   consume: (stat: PathStat, tar: AsyncIterable<Buffer>) => Promise<void>,
+  shift?: EntryShift,
 ): Promise<void> {
   const stat = await statPath(view, path);
   const follow = path.endsWith('/') || path.endsWith('/.');
   await view.resolve(path, follow, async (resolved) => {
     // The root's entries are `/`, `/bin`, ... like dockerd's: the CLI rebases them onto its target.
     const name = stat.name;
-    const writer = new TreeWriter({ view });
+    const writer = new TreeWriter({ view, shift });
     async function* tar(): AsyncGenerator<Buffer> {
       yield* writer.entry(resolved.hostPath, name, resolved.components);
       yield tarTrailer();
@@ -377,8 +385,8 @@ export async function archivePath(
 }
 
 /** The whole root filesystem (no volumes or binds), as `docker export` sends it. */
-export async function* exportTree(root: string): AsyncGenerator<Buffer> {
-  const writer = new TreeWriter({ view: undefined });
+export async function* exportTree(root: string, shift?: EntryShift): AsyncGenerator<Buffer> {
+  const writer = new TreeWriter({ view: undefined, shift });
   const handle = await open(root, DIR_FLAGS);
   try {
     for (const child of (await readdir(fdPath(handle.fd))).sort())
@@ -398,6 +406,8 @@ export interface ExtractOptions {
   owner?: { uid: number; gid: number };
   /** Whether the root filesystem is read-only (HostConfig.ReadonlyRootfs). */
   readOnlyRootfs: boolean;
+  /** Owners as the host stores them, for a remapped container (applied after `owner`). */
+  shift?: EntryShift;
 }
 
 /**
@@ -447,7 +457,8 @@ function checkedEntries(
         `cannot extract ${header.path}: it lies in ${nested?.destination ?? 'the root filesystem'}, a different mount than ${containerPath(target.components)}; copy into that mount directly`,
       );
     if (options.noOverwriteDirNonDir) await checkDirNonDir(targetFd, components, header);
-    return toEntry(header, options.owner);
+    const entry = toEntry(header, options.owner);
+    return options.shift ? options.shift(entry) : entry;
   });
 }
 
@@ -547,15 +558,20 @@ async function lstatMaybe(path: string): Promise<Stats | undefined> {
  * Docker's changes of an overlay upper directory: a whiteout is a deletion, an opaque directory
  * too (what it hid is gone), anything else an addition, or a modification when a lower layer has
  * the path. A directory counts only when its type, mode or owner changed, or as the parent of a
- * change. Paths in `ignore` (mount points the engine created) are not changes.
+ * change. Paths in `ignore` (mount points the engine created) are not changes. A remapped
+ * container's upper directory holds host ids: `upperIds` takes them back to the container's,
+ * which the image's layers hold.
  */
 export async function overlayChanges(
   upper: string,
   lowers: string[],
   ignore: ReadonlySet<string>,
   isOpaque: (hostPath: string) => Promise<boolean>,
+  upperIds?: IdShift,
 ): Promise<Change[]> {
   const changes = new Map<string, ChangeKind>();
+  const uidOf = (stats: Stats): number => (upperIds ? (upperIds.uid(stats.uid) ?? OVERFLOW_ID) : stats.uid);
+  const gidOf = (stats: Stats): number => (upperIds ? (upperIds.gid(stats.gid) ?? OVERFLOW_ID) : stats.gid);
   const inLower = async (path: string): Promise<Stats | undefined> => {
     for (const lower of lowers) {
       const stats = await lstatMaybe(join(lower, path));
@@ -584,8 +600,8 @@ export async function overlayChanges(
         else if (
           !below.isDirectory() ||
           below.mode !== stats.mode ||
-          below.uid !== stats.uid ||
-          below.gid !== stats.gid
+          below.uid !== uidOf(stats) ||
+          below.gid !== gidOf(stats)
         )
           changes.set(path, ChangeKind.Modified);
         await walk(path);
@@ -682,8 +698,8 @@ export class ContainerFs {
     fn: (root: string) => Promise<T>,
   ): Promise<T> {
     return this.lock.run(record.id, async () => {
-      const { runtime, snapshotter } = this.engine.services;
-      if (record.state.Running) {
+      const { runtime } = this.engine.services;
+      if (isLive(record.state)) {
         const thaw = freeze && !record.state.Paused;
         if (thaw) await runtime.pause(record.id);
         try {
@@ -692,10 +708,11 @@ export class ContainerFs {
           if (thaw && !record.state.Paused) await runtime.resume(record.id).catch(() => undefined);
         }
       }
-      const root = join(this.engine.containers.dir(record.id), `fs-${randomBytes(6).toString('hex')}`);
+      const name = `fs-${randomBytes(6).toString('hex')}`;
+      const root = join(this.engine.containers.dir(record.id), name);
       await mkdir(root, { mode: 0o700 });
       try {
-        await mountAll(await snapshotter.mounts(record.snapshotKey), root);
+        await this.engine.mountSnapshot(record, root, name);
         try {
           return await fn(root);
         } finally {
@@ -723,6 +740,15 @@ export class ContainerFs {
     });
   }
 
+  /** For a remapped container: its files' host owners as the container sees them, or the reverse. */
+  private shift(record: ContainerRecord, direction: 'to-host' | 'to-container'): EntryShift | undefined {
+    const map = this.engine.idMapOf(record);
+    if (map === undefined) return undefined;
+    // Host ids outside the range (a bind mount's) show as the overflow id, as inside; an archive
+    // id the namespace cannot represent is refused, as Docker does.
+    return shiftEntry(idShift(map, direction), direction === 'to-host' ? 'refuse' : 'overflow');
+  }
+
   private notFoundIn(record: ContainerRecord, err: unknown): unknown {
     if (
       err instanceof BerthError &&
@@ -746,9 +772,12 @@ export class ContainerFs {
     consume: (stat: PathStat, tar: AsyncIterable<Buffer>) => Promise<void>,
   ): Promise<void> {
     const record = this.engine.containers.get(reference);
-    await this.withView(record, false, (view) => archivePath(view, path, consume)).catch((err: unknown) => {
-      throw this.notFoundIn(record, err);
-    });
+    const shift = this.shift(record, 'to-container');
+    await this.withView(record, false, (view) => archivePath(view, path, consume, shift)).catch(
+      (err: unknown) => {
+        throw this.notFoundIn(record, err);
+      },
+    );
   }
 
   async extract(
@@ -758,6 +787,7 @@ export class ContainerFs {
     options: { noOverwriteDirNonDir: boolean; copyUIDGID: boolean },
   ): Promise<void> {
     const record = this.engine.containers.get(reference);
+    const shift = this.shift(record, 'to-host');
     await this.withView(record, true, async (view, root) => {
       // Docker's copyUIDGID: the container's user owns what is copied, when it has one.
       const user =
@@ -766,6 +796,7 @@ export class ContainerFs {
         noOverwriteDirNonDir: options.noOverwriteDirNonDir,
         readOnlyRootfs: record.hostConfig.ReadonlyRootfs === true,
         ...(user ? { owner: { uid: user.uid, gid: user.gid } } : {}),
+        ...(shift ? { shift } : {}),
       });
     }).catch((err: unknown) => {
       throw this.notFoundIn(record, err);
@@ -774,7 +805,8 @@ export class ContainerFs {
 
   async export(reference: string, consume: (tar: AsyncIterable<Buffer>) => Promise<void>): Promise<void> {
     const record = this.engine.containers.get(reference);
-    await this.withRoot(record, false, (root) => consume(exportTree(root)));
+    const shift = this.shift(record, 'to-container');
+    await this.withRoot(record, false, (root) => consume(exportTree(root, shift)));
   }
 
   async changes(reference: string): Promise<Change[]> {
@@ -791,7 +823,14 @@ export class ContainerFs {
         const [xattrs] = await helper.xattrs([hostPath]);
         return xattrs?.get(OPAQUE_XATTR)?.toString() === 'y';
       };
-      return await overlayChanges(target.root, target.lowers, mountPoints(record), isOpaque);
+      const map = this.engine.idMapOf(record);
+      return await overlayChanges(
+        target.root,
+        target.lowers,
+        mountPoints(record),
+        isOpaque,
+        map && idShift(map, 'to-container'),
+      );
     } finally {
       await helper.close();
     }

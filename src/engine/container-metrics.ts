@@ -5,7 +5,7 @@
  */
 import type { MetricCollector, MetricFamily, MetricSample, MetricType } from '../api/metrics.js';
 import type { CgroupStats } from '../linux/cgroups/types.js';
-import type { ContainerRecord } from './container-record.js';
+import { isLive, type ContainerRecord } from './container-record.js';
 
 export interface ContainerMetricsSource {
   containers(): ContainerRecord[];
@@ -44,7 +44,7 @@ export async function collectContainerMetrics(source: ContainerMetricsSource): P
     const labels = labelsOf(record);
     families.add('berth_container_running', 'Whether the container is running (1) or not (0).', 'gauge', {
       labels,
-      value: record.state.Running ? 1 : 0,
+      value: isLive(record.state) ? 1 : 0,
     });
     families.add(
       'berth_container_restarts_total',
@@ -53,7 +53,7 @@ export async function collectContainerMetrics(source: ContainerMetricsSource): P
       { labels, value: record.restartCount },
     );
   }
-  const running = records.filter((record) => record.state.Running);
+  const running = records.filter((record) => isLive(record.state));
   const stats = await Promise.all(running.map((record) => source.stats(record.id).catch(() => undefined)));
   running.forEach((record, index) => {
     const sample = stats[index];

@@ -63,6 +63,16 @@ export interface ContainerRecord {
 
 export const ZERO_TIME = '0001-01-01T00:00:00Z';
 
+/**
+ * Whether the container has processes (running or paused). Like Docker, a container waiting
+ * between two runs of its restart policy is `Running` and `Restarting` too, but has none.
+ */
+export const isLive = (state: ContainerState): boolean => state.Running && !state.Restarting;
+
+/** Docker's refusal of exec, attach, pause and the like between two runs of a restart policy. */
+export const restartingMessage = (id: string): string =>
+  `Container ${id} is restarting, wait until the container is running`;
+
 export function initialState(): ContainerState {
   return {
     Status: 'created',

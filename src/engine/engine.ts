@@ -11,13 +11,13 @@ import { conflict, describeError, invalidArgument, notFound } from '../common/er
 import type { ImageService } from '../image/image-service.js';
 import type { Snapshotter } from '../snapshot/snapshotter.js';
 import { isMountPoint, mountAll, unmount } from '../snapshot/mount.js';
-import { mountIdmapped } from '../snapshot/idmap.js';
+import type { RemappedLayers } from '../snapshot/shift-layers.js';
 import type { Runtime } from '../runtime/runtime.js';
 import { attach, type AttachSession } from '../runtime/attach.js';
 import { parseSignal } from '../runtime/signals.js';
 import type { EventBus } from './events.js';
 import { ContainerStore } from './container-store.js';
-import { initialState, type ContainerRecord } from './container-record.js';
+import { initialState, isLive, restartingMessage, type ContainerRecord } from './container-record.js';
 import type { ContainerConfig, HostConfig, Resources } from './docker-types.js';
 import { containerResources } from './resources.js';
 import { availableParallelism } from 'node:os';
@@ -33,8 +33,11 @@ import {
   checkRemappedContainer,
   chownToRemappedRoot,
   containerIdMap,
+  layersInUse,
+  openRemappedLayers,
   shareContainerDir,
   takeOutsideSettings,
+  type IdMap,
   type Remap,
 } from './userns.js';
 import { buildSpec, containerHostname } from './spec-builder.js';
@@ -68,6 +71,8 @@ export interface EngineOptions {
   cgroupVersion: 1 | 2;
   /** The daemon's userns-remap (userns.ts), when set. */
   userns?: Remap;
+  /** daemon.json `init`: an init for containers that do not say (HostConfig.Init null); `init-path`. */
+  init?: { enabled: boolean; path?: string };
   log: { info(message: string): void; warn(message: string): void; error(message: string): void };
 }
 
@@ -94,8 +99,12 @@ export class Engine {
     Array<{ connect: (socket: string) => void; fail: (err: unknown) => void }>
   >();
   private readonly exits = new Map<string, Promise<void>>();
+  /** Starts of a restart policy under way: stop and remove wait for them. */
+  private readonly restarts = new Map<string, Promise<void>>();
   /** Names of containers whose create is under way. */
   private readonly creating = new Set<string>();
+  /** With userns-remap: how remapped containers get their image layers. */
+  private remappedLayers: RemappedLayers | undefined;
 
   private constructor(
     private readonly options: EngineOptions,
@@ -106,10 +115,20 @@ export class Engine {
 
   static async open(options: EngineOptions): Promise<Engine> {
     const engine = new Engine(options, await ContainerStore.open(options.dataRoot));
+    if (options.userns) {
+      engine.remappedLayers = await openRemappedLayers({ ...options, remap: options.userns });
+      const { strategy, reason } = engine.remappedLayers;
+      options.log.info(
+        strategy === 'idmap'
+          ? 'userns-remap: image layers through idmapped mounts'
+          : `userns-remap: image layers as shifted copies (${reason})`,
+      );
+    }
     await mkdir(join(options.execRoot, 'containers'), { recursive: true });
     await mkdir(join(options.execRoot, 'a'), { recursive: true, mode: 0o700 });
     await engine.recover();
     await engine.removeOrphanedSnapshots();
+    await engine.sweepRemappedLayers();
     // Addresses of containers gone while berthd was down are freed; the ports of the ones that
     // kept running are forwarded again.
     const running = engine.containers.list().filter((c) => c.state.Running);
@@ -119,6 +138,8 @@ export class Engine {
     );
     await options.networking.manager.retain(new Set(running.map((c) => c.id)));
     await options.networking.manager.applyFirewall();
+    for (const record of engine.containers.list())
+      if (record.state.Restarting) engine.scheduleRestart(record, 0);
     return engine;
   }
 
@@ -412,13 +433,7 @@ export class Engine {
     // Left mounted by a start that failed half way or a berthd that was killed.
     if (await isMountPoint(rootfs)) await unmount(rootfs).catch(() => undefined);
     const idMap = containerIdMap(this.options.userns, record.hostConfig);
-    const snapshotMounts = await this.options.snapshotter.mounts(record.snapshotKey);
-    if (idMap)
-      await mountIdmapped(snapshotMounts, rootfs, {
-        ...idMap,
-        scratch: join(this.options.execRoot, 'idmap', id),
-      });
-    else await mountAll(snapshotMounts, rootfs);
+    await this.mountSnapshot(record, rootfs, id);
     let saved: Promise<void>;
     try {
       const image = await this.options.images.inspect(record.image).catch(() => undefined);
@@ -427,11 +442,13 @@ export class Engine {
         : undefined;
       await this.writeEtcFiles(record, this.hostnameOf(record));
       if (idMap) await shareContainerDir(this.containers.dir(id), idMap);
+      // Docker resolves the daemon's default at start: inspect keeps showing Init as it was given.
+      const withInit = record.hostConfig.Init ?? this.options.init?.enabled ?? false;
       const spec = await buildSpec({
         id,
         name: record.name,
         config: record.config,
-        hostConfig: record.hostConfig,
+        hostConfig: { ...record.hostConfig, Init: withInit },
         image: { config: image?.imageConfig.config },
         rootfs,
         containerDir: this.containers.dir(id),
@@ -440,7 +457,7 @@ export class Engine {
         ...(netnsPath ? { networkNamespacePath: netnsPath } : {}),
         namespacePath: (kind, reference) => this.sharedNamespacePath(kind, reference),
         ...(idMap ? { idMap } : {}),
-        ...(record.hostConfig.Init === true ? { initPath: initBinaryPath() } : {}),
+        ...(withInit ? { initPath: this.options.init?.path ?? initBinaryPath() } : {}),
         hostDevices: () => listHostDevices(),
         statDevice: devicesAt,
         availableCapabilities: HOST_CAPABILITIES,
@@ -545,6 +562,12 @@ export class Engine {
       ExitCode: exit?.exitCode ?? 255,
       FinishedAt: exit?.finishedAt ?? new Date().toISOString(),
     };
+    // Like Docker's SetRestarting: during the back-off the container stays Running, with no process.
+    const restart = !record.hostConfig.AutoRemove && this.shouldRestart(record);
+    if (restart) {
+      record.restartCount += 1;
+      record.state = { ...record.state, Status: 'restarting', Running: true, Restarting: true };
+    }
     // A container removed next needs no record of its exit: recovery would remove it too.
     // The exit is known in memory even when the disk is full: waiters and events must not hang on it.
     if (!record.hostConfig.AutoRemove)
@@ -564,20 +587,38 @@ export class Engine {
       );
       return;
     }
-    if (this.shouldRestart(record)) {
-      record.restartCount += 1;
-      // Docker's back-off: 100 ms, doubling each time, at most a minute.
-      const delay = Math.min(100 * 2 ** Math.min(record.restartCount - 1, 10), 60_000);
-      record.state = { ...record.state, Status: 'restarting', Restarting: true };
-      await this.containers.saveState(record).catch(() => undefined);
-      setTimeout(() => {
-        // Removed, stopped, or started by hand meanwhile: nothing to restart.
-        if (!this.containers.find(record.id) || record.manuallyStopped || record.state.Running) return;
-        this.startRecord(record).catch((err) =>
-          this.options.log.error(`restarting ${record.id}: ${describeError(err)}`),
-        );
-      }, delay).unref();
-    }
+    // Docker's back-off: 100 ms, doubling each time, at most a minute.
+    if (restart)
+      this.scheduleRestart(record, Math.min(100 * 2 ** Math.min(record.restartCount - 1, 10), 60_000));
+  }
+
+  /** Start a restarting container after `delay` ms, unless it is stopped or removed meanwhile. */
+  private scheduleRestart(record: ContainerRecord, delay: number): void {
+    setTimeout(() => {
+      if (!this.containers.find(record.id) || record.manuallyStopped || !record.state.Restarting) return;
+      const started = this.startRecord(record)
+        .catch(async (err: unknown) => {
+          this.options.log.error(`restarting ${record.id}: ${describeError(err)}`);
+          // Like Docker, a restart that cannot start leaves the container exited.
+          if (!record.state.Restarting) return;
+          record.state = { ...record.state, Status: 'exited', Running: false, Restarting: false };
+          await this.containers.saveState(record).catch(() => undefined);
+          this.publish(record, 'die', { exitCode: String(record.state.ExitCode) });
+          this.notify(record, 'next-exit');
+          this.notify(record, 'not-running');
+        })
+        .finally(() => this.restarts.delete(record.id));
+      this.restarts.set(record.id, started);
+    }, delay).unref();
+  }
+
+  /** Cancel a pending restart (stop, kill, rm -f): the container is left exited, as Docker leaves it. */
+  private async cancelRestart(record: ContainerRecord): Promise<void> {
+    record.manuallyStopped = true;
+    record.state = { ...record.state, Status: 'exited', Running: false, Restarting: false };
+    await this.containers.saveState(record);
+    this.notify(record, 'next-exit');
+    this.notify(record, 'not-running');
   }
 
   private shouldRestart(record: ContainerRecord): boolean {
@@ -600,7 +641,8 @@ export class Engine {
   /** After a daemon restart: containers whose shim still runs are watched again; others are marked exited. */
   private async recover(): Promise<void> {
     for (const record of this.containers.list()) {
-      if (!record.state.Running) continue;
+      // Restarting ones have no process; open() starts them once everything else is in place.
+      if (!record.state.Running || record.state.Restarting) continue;
       const status = (await this.options.runtime.state(record.id).catch(() => undefined))?.status;
       if (status === 'running' || status === 'paused') {
         await this.options.networking
@@ -620,7 +662,7 @@ export class Engine {
   private sharedNamespacePath(kind: 'network' | 'ipc' | 'pid', reference: string): string {
     const other = this.containers.find(reference);
     if (!other) throw notFound(`No such container: ${reference}`);
-    if (!other.state.Running)
+    if (!isLive(other.state))
       throw conflict(
         `cannot join the ${kind} namespace of ${other.name}: container ${other.id} is not running`,
       );
@@ -679,6 +721,32 @@ export class Engine {
     });
   }
 
+  /** The id maps of the container's own user namespace (userns-remap), if it has one. */
+  idMapOf(record: ContainerRecord): IdMap | undefined {
+    return containerIdMap(this.options.userns, record.hostConfig);
+  }
+
+  /** Mount the container's snapshot on `target`, its layers remapped when the container is; `name` names scratch space. */
+  async mountSnapshot(record: ContainerRecord, target: string, name: string): Promise<void> {
+    if (this.remappedLayers !== undefined && this.idMapOf(record) !== undefined)
+      await this.remappedLayers.mount(record.snapshotKey, target, name);
+    else await mountAll(await this.options.snapshotter.mounts(record.snapshotKey), target);
+  }
+
+  /** Remove shifted layer copies that no image or container needs any more (userns.ts). */
+  async sweepRemappedLayers(): Promise<void> {
+    if (this.remappedLayers?.strategy !== 'shift') return;
+    try {
+      const removed = await this.remappedLayers.sweep(
+        await layersInUse(this.options.images, this.options.snapshotter),
+      );
+      for (const chainId of removed)
+        this.options.log.info(`userns-remap: removed the shifted copy of ${chainId}`);
+    } catch (err) {
+      this.options.log.warn(`userns-remap: removing unused shifted layers: ${describeError(err)}`);
+    }
+  }
+
   /** Writable snapshots of containers whose removal (or creation) a crash interrupted. */
   private async removeOrphanedSnapshots(): Promise<void> {
     const used = new Set(this.containers.list().map((c) => c.snapshotKey));
@@ -729,6 +797,12 @@ export class Engine {
       throw conflict(`Cannot kill container: ${reference}: container ${record.id} is not running`);
     }
     const number = parseSignal(signal);
+    if (record.state.Restarting) {
+      // No process between two runs: SIGKILL or the stop signal cancels the restart, as in Docker.
+      if (number === 9 || number === parseSignal(record.config.StopSignal || 'SIGTERM'))
+        await this.cancelRestart(record);
+      return;
+    }
     if (number === 9 || number === 15) record.manuallyStopped = true;
     await this.options.runtime.kill(record.id, String(number), false);
   }
@@ -736,14 +810,14 @@ export class Engine {
   /** Docker's stop: the stop signal, then SIGKILL after the timeout. Returns false if it was not running. */
   async stop(reference: string, timeoutSeconds?: number, signal?: string): Promise<boolean> {
     const record = this.containers.get(reference);
-    if (!record.state.Running) {
-      if (!record.state.Restarting) return false;
+    // A restart under way is stopped once it has started, not left to start after the stop.
+    await this.restarts.get(record.id);
+    if (record.state.Restarting) {
       // Between two runs of a restart policy: the pending restart is cancelled, as Docker's stop does.
-      record.manuallyStopped = true;
-      record.state = { ...record.state, Status: 'exited', Restarting: false };
-      await this.containers.saveState(record);
+      await this.cancelRestart(record);
       return true;
     }
+    if (!record.state.Running) return false;
     record.manuallyStopped = true;
     const exited = this.wait(record.id, 'next-exit');
     const stopSignal = signal || record.config.StopSignal || 'SIGTERM';
@@ -771,6 +845,7 @@ export class Engine {
   async pause(reference: string): Promise<void> {
     const record = this.containers.get(reference);
     if (!record.state.Running) throw conflict(`Container ${record.id} is not running`);
+    if (record.state.Restarting) throw conflict(restartingMessage(record.id));
     if (record.state.Paused) throw conflict(`Container ${record.id} is already paused`);
     await this.options.runtime.pause(record.id);
     record.state = { ...record.state, Status: 'paused', Paused: true };
@@ -789,6 +864,15 @@ export class Engine {
 
   async remove(reference: string, options: { force?: boolean; volumes?: boolean } = {}): Promise<void> {
     const record = this.containers.get(reference);
+    // A restart under way finishes first: its mounts and processes must not race the removal.
+    await this.restarts.get(record.id);
+    if (record.state.Restarting) {
+      if (!options.force)
+        throw conflict(
+          `cannot remove container "/${record.name}": container is restarting: stop the container before removing or force remove`,
+        );
+      await this.cancelRestart(record);
+    }
     if (record.state.Running) {
       if (!options.force) {
         throw conflict(
@@ -801,6 +885,8 @@ export class Engine {
       await exited;
       if (!this.containers.find(record.id)) return; // AutoRemove took it
     }
+    // A pending restart must not start (and recreate the directories of) what is being removed.
+    record.manuallyStopped = true;
     await this.exits.get(record.id);
     if (await isMountPoint(this.rootfs(record.id)))
       await unmount(this.rootfs(record.id)).catch(() => undefined);
@@ -811,6 +897,7 @@ export class Engine {
     await this.options.snapshotter.remove(record.snapshotKey).catch((err: unknown) => {
       if (!(err instanceof Error && /not found|no such|does not exist/i.test(err.message))) throw err;
     });
+    await this.sweepRemappedLayers();
     await rm(this.runDir(record.id), { recursive: true, force: true });
     if (options.volumes || record.hostConfig.AutoRemove) {
       for (const volume of Object.values(record.volumes ?? {})) {
@@ -838,6 +925,7 @@ export class Engine {
   /** An attach session now (running) or as soon as the container starts (created). */
   async attachSession(reference: string): Promise<AttachSession> {
     const record = this.containers.get(reference);
+    if (record.state.Restarting) throw conflict(restartingMessage(record.id));
     if (record.state.Running) return attach(this.attachSocketPath(record.id));
     if (record.state.Status !== 'created' && record.state.Status !== 'exited') {
       throw conflict(`You cannot attach to a ${record.state.Status} container`);
@@ -879,7 +967,7 @@ export class Engine {
       swapAccounting: true,
       warn: (message) => warnings.push(message),
     });
-    if (record.state.Running) await this.options.runtime.update(record.id, resources);
+    if (isLive(record.state)) await this.options.runtime.update(record.id, resources);
     record.hostConfig = merged;
     await this.containers.save(record);
     this.publish(record, 'update');

@@ -10,6 +10,7 @@ import type { Runtime } from '../runtime/runtime.js';
 import { attach, type AttachSession } from '../runtime/attach.js';
 import { ExecFailedError } from '../runtime/shim-process.js';
 import { ALL_CAPABILITIES } from '../linux/capabilities.js';
+import { restartingMessage } from './container-record.js';
 import type { Engine } from './engine.js';
 import { resolveUser } from './user.js';
 
@@ -52,10 +53,18 @@ export class ExecManager {
     if (!record.state.Running) throw conflict(`Container ${record.id} is not running`);
     if (record.state.Paused)
       throw conflict(`Container ${record.id} is paused, unpause the container before exec`);
+    if (record.state.Restarting) throw conflict(restartingMessage(record.id));
     if (!config.Cmd || config.Cmd.length === 0) throw notFound('No exec command specified');
+    this.forgetRemoved();
     const id = randomBytes(32).toString('hex');
     this.execs.set(id, { id, containerId: record.id, config, running: false, exitCode: null, pid: 0 });
     return id;
+  }
+
+  /** Like Docker, a container's exec instances go with it: forget those of removed containers. */
+  private forgetRemoved(): void {
+    for (const [id, exec] of this.execs)
+      if (!exec.running && !this.engine.containers.find(exec.containerId)) this.execs.delete(id);
   }
 
   get(id: string): ExecInstance {
@@ -74,6 +83,7 @@ export class ExecManager {
     if (exec.running || exec.exitCode !== null) throw conflict(`Exec command ${id} has already run`);
     const record = this.engine.containers.get(exec.containerId);
     if (!record.state.Running) throw conflict(`Container ${record.id} is not running`);
+    if (record.state.Restarting) throw conflict(restartingMessage(record.id));
     const state = await this.runtime.store.load(record.id);
     const base = state.config.process;
     const config = exec.config;

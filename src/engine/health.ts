@@ -15,7 +15,7 @@ import { describeError } from '../common/errors.js';
 import type { Process } from '../oci/runtime-spec.js';
 import { attach, type AttachSession } from '../runtime/attach.js';
 import { ExecFailedError } from '../runtime/shim-process.js';
-import type { ContainerRecord, HealthState } from './container-record.js';
+import { isLive, type ContainerRecord, type HealthState } from './container-record.js';
 import type { ContainerConfig, HealthConfig } from './docker-types.js';
 import type { Engine } from './engine.js';
 import type { EventBus, EventMessage } from './events.js';
@@ -277,7 +277,7 @@ export class HealthMonitor {
       this.subscription = subscription;
       // After subscribing, so no start between the two is missed.
       for (const record of this.deps.containers.list())
-        if (record.state.Running && !record.state.Paused) this.begin(record, true);
+        if (isLive(record.state) && !record.state.Paused) this.begin(record, true);
       for await (const event of subscription) this.onEvent(event);
       // Cut off for falling behind: subscribe again and look at every container afresh.
       if (!subscription.overflowed) return;

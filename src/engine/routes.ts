@@ -10,7 +10,7 @@ import type { ImageService } from '../image/image-service.js';
 import type { ImageProgress } from '../image/store/progress.js';
 import { readJsonLog } from '../runtime/json-log.js';
 import type { Engine, WaitCondition } from './engine.js';
-import { statusText, type ContainerRecord } from './container-record.js';
+import { isLive, restartingMessage, statusText, type ContainerRecord } from './container-record.js';
 import type { ExecConfig, ExecManager } from './exec.js';
 import { attach } from '../runtime/attach.js';
 import { portsSummary } from './container-network.js';
@@ -311,6 +311,7 @@ export function registerContainerRoutes(router: Router, engine: Engine): void {
   router.get('/containers/{id}/top', async (ctx) => {
     const record = engine.containers.get(ctx.params.id);
     if (!record.state.Running) throw conflict(`Container ${record.id} is not running`);
+    if (record.state.Restarting) throw conflict(restartingMessage(record.id));
     return topOf(await engine.pids(record.id), ctx.query.string('ps_args') || '-ef');
   });
 
@@ -319,7 +320,7 @@ export function registerContainerRoutes(router: Router, engine: Engine): void {
     const streaming = ctx.query.bool('stream', true);
     const oneShot = ctx.query.bool('one-shot');
     const sample = async (): Promise<StatsSample | undefined> => {
-      if (!record.state.Running) return undefined;
+      if (!isLive(record.state)) return undefined;
       const cgroup = await engine.cgroupStats(record.id).catch(() => undefined);
       return cgroup ? { read: new Date().toISOString(), cgroup, system: await systemCpuUsage() } : undefined;
     };
@@ -347,7 +348,7 @@ export function registerContainerRoutes(router: Router, engine: Engine): void {
 
   router.post('/containers/{id}/resize', async (ctx) => {
     const record = engine.containers.get(ctx.params.id);
-    if (!record.state.Running) throw invalidArgument(`Container ${record.id} is not running`);
+    if (!isLive(record.state)) throw invalidArgument(`Container ${record.id} is not running`);
     const session = await engine.attachSession(ctx.params.id);
     await session.resize(ctx.query.int('h', 24), ctx.query.int('w', 80));
     session.close();
@@ -540,9 +541,9 @@ export function registerExecRoutes(router: Router, execs: ExecManager, engine: E
     }
     // What Docker answers with an HTTP error is checked before the connection is taken over.
     if (exec.running || exec.exitCode !== null) throw conflict(`Exec command ${exec.id} has already run`);
-    if (!engine.containers.get(exec.containerId).state.Running) {
-      throw conflict(`Container ${exec.containerId} is not running`);
-    }
+    const state = engine.containers.get(exec.containerId).state;
+    if (!state.Running) throw conflict(`Container ${exec.containerId} is not running`);
+    if (state.Restarting) throw conflict(restartingMessage(exec.containerId));
     // The upgrade head goes out before the process starts: a client that reads the head with a
     // buffered reader (docker-py) would otherwise swallow the first output with it.
     const { input, output } = ctx.hijack({ multiplexed: !tty });

@@ -1,10 +1,14 @@
 /**
  * `GET /system/df` in Docker's shape: LayersSize, Images (Size, SharedSize, Containers),
- * Containers (SizeRw, SizeRootFs), Volumes (UsageData) and BuildCache. Sizes are disk usage
+ * Containers (SizeRw, SizeRootFs), Volumes (UsageData) and BuildCache (the builder's records,
+ * build/cache-usage.ts). Sizes are disk usage
  * (allocated blocks): an image's size is that of its layer snapshots, so Size - SharedSize (the
  * CLI's unique size) and LayersSize agree with each other.
  */
 import type { Router } from '../api/router.js';
+import { versionAtLeast } from '../api/versions.js';
+import type { Builder } from '../build/builder.js';
+import { dockerRecord } from '../build/cache-usage.js';
 import { invalidArgument } from '../common/errors.js';
 import { diskUsage } from '../snapshot/usage.js';
 import type { VolumeRecord } from '../volume/local.js';
@@ -34,6 +38,8 @@ export interface DfSources {
   volumeUsers(name: string): string[];
   /** Disk usage of a directory. */
   directorySize(path: string): Promise<number>;
+  /** The build cache's records in the API's shape (`Parent` instead of `Parents` before 1.42). */
+  buildCache?(legacyParent: boolean): Promise<Array<Record<string, unknown>>>;
 }
 
 const unix = (iso: string | undefined): number => (iso ? Math.floor(Date.parse(iso) / 1000) : 0);
@@ -49,6 +55,7 @@ async function layerSizes(sources: DfSources, images: DfImage[]): Promise<Map<st
 export async function diskUsageReport(
   sources: DfSources,
   types: ReadonlySet<DfType> = new Set(DF_TYPES),
+  legacyParent = false,
 ): Promise<Record<string, unknown>> {
   const report: Record<string, unknown> = {};
   const containers = sources.containers();
@@ -118,8 +125,7 @@ export async function diskUsageReport(
     );
   }
 
-  // berth's build cache is an index of images (build/cache.ts): their layers count as images.
-  if (types.has('build-cache')) report.BuildCache = [];
+  if (types.has('build-cache')) report.BuildCache = (await sources.buildCache?.(legacyParent)) ?? [];
   return report;
 }
 
@@ -133,9 +139,15 @@ export function parseDfTypes(values: string[]): Set<DfType> {
   return new Set(values as DfType[]);
 }
 
-export function engineDfSources(engine: Engine): DfSources {
+export function engineDfSources(engine: Engine, builder?: Builder): DfSources {
   const { images, snapshotter, volumes } = engine.services;
   return {
+    ...(builder
+      ? {
+          buildCache: async (legacyParent: boolean) =>
+            (await builder.usage()).map((record) => dockerRecord(record, legacyParent)),
+        }
+      : {}),
     containers: () => engine.containers.list(),
     images: async () => {
       const found: DfImage[] = [];
@@ -159,7 +171,13 @@ export function engineDfSources(engine: Engine): DfSources {
   };
 }
 
-export function registerSystemDfRoute(router: Router, engine: Engine): void {
-  const sources = engineDfSources(engine);
-  router.get('/system/df', async (ctx) => diskUsageReport(sources, parseDfTypes(ctx.query.strings('type'))));
+export function registerSystemDfRoute(router: Router, engine: Engine, builder?: Builder): void {
+  const sources = engineDfSources(engine, builder);
+  router.get('/system/df', async (ctx) =>
+    diskUsageReport(
+      sources,
+      parseDfTypes(ctx.query.strings('type')),
+      !versionAtLeast(ctx.apiVersion, '1.42'),
+    ),
+  );
 }

@@ -12,7 +12,13 @@ import { writeFileAtomic } from '../common/atomic-file.js';
 import { errnoCode, invalidArgument } from '../common/errors.js';
 import type { IdMapping, Mount, Spec } from '../oci/runtime-spec.js';
 import { sysctlNamespace } from '../oci/validate.js';
+import type { ImageService } from '../image/image-service.js';
+import { toHostId } from '../snapshot/shift-ids.js';
+import { RemappedLayers } from '../snapshot/shift-layers.js';
+import type { Snapshotter } from '../snapshot/snapshotter.js';
 import type { HostConfig } from './docker-types.js';
+
+export { toContainerId, toHostId } from '../snapshot/shift-ids.js';
 
 const runProgram = promisify(execFile);
 
@@ -126,18 +132,6 @@ export function rangesToMappings(ranges: readonly SubordinateRange[]): IdMapping
     containerID += range.size;
   }
   return mappings;
-}
-
-/** A container id's host id, or undefined when it is not mapped. */
-export function toHostId(mappings: readonly IdMapping[], id: number): number | undefined {
-  const m = mappings.find((m) => id >= m.containerID && id < m.containerID + m.size);
-  return m === undefined ? undefined : m.hostID + (id - m.containerID);
-}
-
-/** A host id's container id, or undefined when it is not mapped (it shows as the overflow id, 65534). */
-export function toContainerId(mappings: readonly IdMapping[], id: number): number | undefined {
-  const m = mappings.find((m) => id >= m.hostID && id < m.hostID + m.size);
-  return m === undefined ? undefined : m.containerID + (id - m.hostID);
 }
 
 /** The first start at or above DEFAULT_RANGE_START after every range in `text` (Docker's findNextRangeStart). */
@@ -375,4 +369,53 @@ export async function applyNetworkSysctls(outside: OutsideSettings): Promise<voi
 export async function applyOomScoreAdj(outside: OutsideSettings, pid: number): Promise<void> {
   if (outside.oomScoreAdj === undefined) return;
   await writeFile(`/proc/${pid}/oom_score_adj`, String(outside.oomScoreAdj));
+}
+
+/**
+ * $BERTH_USERNS_IDMAP, an operations and testing switch: `off` makes remapped containers use
+ * shifted copies of the layers even where idmapped layers work; unset or `auto` probes.
+ */
+export function idmapSetting(value = process.env.BERTH_USERNS_IDMAP): 'auto' | 'off' {
+  if (value === undefined || value === '' || value === 'auto') return 'auto';
+  if (value === 'off') return 'off';
+  throw invalidArgument(`BERTH_USERNS_IDMAP: expected "off" or "auto", got ${JSON.stringify(value)}`);
+}
+
+/** How remapped containers get their layers: probed once, when berthd starts (snapshot/shift-layers.ts). */
+export function openRemappedLayers(options: {
+  dataRoot: string;
+  execRoot: string;
+  remap: Remap;
+  snapshotter: Snapshotter;
+}): Promise<RemappedLayers> {
+  return RemappedLayers.open({
+    maps: options.remap.map,
+    snapshotter: options.snapshotter,
+    root: join(options.dataRoot, `${options.remap.rootUid}.${options.remap.rootGid}`),
+    scratch: join(options.execRoot, 'idmap'),
+    idmap: idmapSetting(),
+  });
+}
+
+/**
+ * Chain IDs of the layers still needed: every recorded image's, and those below the snapshots
+ * that are not image layers (containers' writable layers, build steps, views).
+ */
+export async function layersInUse(images: ImageService, snapshotter: Snapshotter): Promise<Set<string>> {
+  const keep = await images.images.chainIdsInUse();
+  const parents = new Map<string, string | undefined>();
+  const tops: string[] = [];
+  await snapshotter.walk((info) => {
+    parents.set(info.name, info.parent);
+    if (info.kind !== 'committed' && info.parent !== undefined) tops.push(info.parent);
+  });
+  for (const top of tops) {
+    // Bounded by the number of snapshots, even if records were to form a cycle.
+    let name: string | undefined = top;
+    for (let steps = 0; name !== undefined && steps <= parents.size; steps++) {
+      keep.add(name);
+      name = parents.get(name);
+    }
+  }
+  return keep;
 }

@@ -1,5 +1,7 @@
 /** Builds the engine's services for berthd and registers their API routes. */
+import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { invalidArgument } from '../common/errors.js';
 import type { Router } from '../api/router.js';
 import type { DockerInfo } from '../api/system.js';
 import { ImageService } from '../image/image-service.js';
@@ -9,6 +11,8 @@ import { Runtime } from '../runtime/runtime.js';
 import { defaultRuntimeOptions } from '../runtime/default-runtime.js';
 import { hostCgroupHierarchies } from '../runtime/cgroup-mounts.js';
 import { Engine } from './engine.js';
+import { isLive } from './container-record.js';
+import { initBinaryPath } from './init-binary.js';
 import type { EventBus } from './events.js';
 import { registerContainerRoutes, registerExecRoutes, registerImageRoutes } from './routes.js';
 import { ExecManager } from './exec.js';
@@ -35,6 +39,8 @@ export interface EngineWiring {
   registryMirrors: string[];
   /** daemon.json `userns-remap` (userns.ts). */
   usernsRemap?: string;
+  /** daemon.json `init` (an init in every container that does not refuse one) and `init-path`. */
+  init?: { enabled: boolean; path?: string };
   network: {
     bridge: string;
     bip?: string;
@@ -50,9 +56,17 @@ export interface EngineWiring {
   log: { info(message: string): void; warn(message: string): void; error(message: string): void };
 }
 
+/** daemon.json `init-path` must name an executable file: every `--init` container would fail otherwise. */
+async function checkInitPath(path: string): Promise<void> {
+  const info = await stat(path).catch(() => undefined);
+  if (!info?.isFile() || (info.mode & 0o111) === 0)
+    throw invalidArgument(`init-path: ${path} is not an executable file`);
+}
+
 export async function startEngine(
   wiring: EngineWiring,
 ): Promise<{ engine: Engine; info: () => Promise<Partial<DockerInfo>>; close: () => Promise<void> }> {
+  if (wiring.init?.path !== undefined) await checkInitPath(wiring.init.path);
   const snapshotter = await openSnapshotter(wiring.dataRoot, 'overlayfs');
   // The image service asks the engine (created next) which containers use an image.
   const late: { engine?: Engine } = {};
@@ -64,6 +78,10 @@ export async function startEngine(
       mirrors: wiring.registryMirrors,
     }),
     containerUsing: (imageId: string) => late.engine?.usingImage(imageId),
+    // Shifted layer copies (userns-remap) of a removed image go with it.
+    onEvent: (event) => {
+      if (event.action === 'delete') void late.engine?.sweepRemappedLayers();
+    },
   });
   const runtime = new Runtime(defaultRuntimeOptions(join(wiring.execRoot, 'runtime')));
   // Remapped: named volumes live under the per-range root <data-root>/<uid>.<gid>, like dockerd's.
@@ -96,6 +114,7 @@ export async function startEngine(
     events: wiring.events,
     cgroupVersion,
     ...(userns ? { userns } : {}),
+    ...(wiring.init ? { init: wiring.init } : {}),
     log: wiring.log,
   });
   late.engine = engine;
@@ -106,7 +125,15 @@ export async function startEngine(
   registerContainerFsRoutes(wiring.router, engine);
   registerAuthRoute(wiring.router, images.registry);
   registerPushRoute(wiring.router, images);
-  registerSystemDfRoute(wiring.router, engine);
+  const builder = await openBuilder({
+    dataRoot: wiring.dataRoot,
+    images,
+    snapshotter,
+    runtime,
+    bridge: buildBridge(networks),
+    warn: (message) => wiring.log.warn(message),
+  });
+  registerSystemDfRoute(wiring.router, engine, builder);
   const unregisterMetrics = wiring.metrics?.register(
     containerMetricsCollector({
       containers: () => engine.containers.list(),
@@ -114,26 +141,19 @@ export async function startEngine(
     }),
   );
   const healthChecks = startHealthChecks(engine);
-  registerBuildRoute(
-    wiring.router,
-    await openBuilder({
-      dataRoot: wiring.dataRoot,
-      images,
-      snapshotter,
-      runtime,
-      bridge: buildBridge(networks),
-    }),
-    join(wiring.dataRoot, 'build-tmp'),
-  );
+  registerBuildRoute(wiring.router, builder, join(wiring.dataRoot, 'build-tmp'));
   registerExecRoutes(wiring.router, new ExecManager(engine, runtime, wiring.execRoot), engine);
   const info = async (): Promise<Partial<DockerInfo>> => {
     const containers = engine.containers.list();
     return {
       Containers: containers.length,
-      ContainersRunning: containers.filter((c) => c.state.Running && !c.state.Paused).length,
+      // Like Docker's counts, a container between two runs of its restart policy is stopped.
+      ContainersRunning: containers.filter((c) => isLive(c.state) && !c.state.Paused).length,
       ContainersPaused: containers.filter((c) => c.state.Paused).length,
-      ContainersStopped: containers.filter((c) => !c.state.Running).length,
+      ContainersStopped: containers.filter((c) => !isLive(c.state)).length,
       Images: (await images.list()).length,
+      // dockerd reports its init-path (docker-init by default): berth's is berth-init.
+      InitBinary: wiring.init?.path ?? initBinaryPath() ?? '',
     };
   };
   const close = async (): Promise<void> => {

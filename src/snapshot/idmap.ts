@@ -114,7 +114,8 @@ async function clearScratch(scratch: string): Promise<void> {
   await rmdir(scratch);
 }
 
-async function ownTop(path: string, uid: number, gid: number): Promise<void> {
+/** Hand a writable layer's top directory, still the host root's, to the container's root. */
+export async function ownTop(path: string, uid: number, gid: number): Promise<void> {
   const info = await stat(path);
   if (info.uid === 0 && info.gid === 0) await chown(path, uid, gid);
 }

@@ -175,7 +175,8 @@ test('a crash-looping container backs off, stops on docker stop and leaks nothin
     await until(`${RESTARTS_EACH} restarts of every container, all waiting`, 120_000, async () => {
       for (const id of ids) {
         const record = await inspect(sandbox, daemon, id);
-        if (record.RestartCount <= RESTARTS_EACH || !record.State.Restarting || record.State.Running)
+        // Like Docker's, a container waiting for its restart is Running and Restarting.
+        if (record.RestartCount <= RESTARTS_EACH || !record.State.Restarting || !record.State.Running)
           return false;
       }
       return true;

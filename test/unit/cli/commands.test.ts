@@ -265,7 +265,7 @@ test('cp from a container extracts into a directory, under a new name, or to std
   await writeFile(join(dir, 'plain'), 'x');
   const dirOnFile = await runBerth(fake.host, ['cp', 'web:/etc/conf', join(dir, 'plain')]);
   assert.equal(dirOnFile.code, 1);
-  assert.equal(dirOnFile.stderr, 'cannot copy a directory to a file\n');
+  assert.equal(dirOnFile.stderr, 'cannot copy directory\n');
 });
 
 test('cp never writes outside the destination', async (t) => {
@@ -284,7 +284,7 @@ test('cp never writes outside the destination', async (t) => {
   });
   const result = await runBerth(fake.host, ['cp', 'web:/x', join(dir, 'dest')]);
   assert.equal(result.code, 1);
-  assert.match(result.stderr, /outside the destination/);
+  assert.match(result.stderr, /is outside of/);
   assert.equal(existsSync(join(dir, 'escaped')), false);
 });
 
@@ -357,11 +357,11 @@ test('errors inside a progress stream fail the command with their message', asyn
   assert.equal(result.stderr, 'denied: requested access to the resource is denied\n');
 });
 
-test('builder is refused with a clear error and no request', async (t) => {
+test('buildx is refused with a clear error and no request', async (t) => {
   const fake = await startFake(t);
-  const result = await runBerth(fake.host, ['builder', 'prune']);
+  const result = await runBerth(fake.host, ['buildx', 'ls']);
   assert.equal(result.code, 1);
-  assert.match(result.stderr, /^berth builder is not available/);
+  assert.match(result.stderr, /^berth buildx is not available/);
   assert.equal(fake.requests.length, 0);
 });
 

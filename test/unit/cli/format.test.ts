@@ -27,7 +27,7 @@ import {
 import { parsePortSpecs, parseRestartPolicy, parseUlimit } from '../../../src/cli/opts/container.js';
 import { naturalCompare } from '../../../src/cli/commands/common.js';
 import { displayablePorts, formatUsesSize } from '../../../src/cli/commands/ps.js';
-import { splitCpArg } from '../../../src/cli/commands/archive.js';
+import { splitCpArg } from '../../../src/cli/commands/cp.js';
 import { computeStats, statsContext, type StatsEntry } from '../../../src/cli/commands/stats.js';
 import { progressString, readJsonMessages } from '../../../src/cli/progress.js';
 import { DetachWatcher, FrameDemuxer, parseDetachKeys } from '../../../src/cli/stdio.js';

@@ -4,9 +4,13 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Spec } from '../../../src/oci/runtime-spec.js';
+import type { ImageService } from '../../../src/image/image-service.js';
+import type { SnapshotInfo, Snapshotter } from '../../../src/snapshot/snapshotter.js';
 import {
   checkRemappedContainer,
   containerIdMap,
+  idmapSetting,
+  layersInUse,
   nextRangeStart,
   parseRemapSetting,
   parseSubordinateFile,
@@ -165,4 +169,35 @@ test('takeOutsideSettings moves network sysctls and oom_score_adj out of a new u
   const plain = spec(false, '/run/netns/x');
   assert.deepEqual(takeOutsideSettings(plain), {});
   assert.equal(plain.process?.oomScoreAdj, 5);
+});
+
+test('BERTH_USERNS_IDMAP: off forces shifted copies, unset or auto probes, anything else is refused', () => {
+  assert.equal(idmapSetting(undefined), 'auto');
+  assert.equal(idmapSetting(''), 'auto');
+  assert.equal(idmapSetting('auto'), 'auto');
+  assert.equal(idmapSetting('off'), 'off');
+  assert.throws(() => idmapSetting('no'), /BERTH_USERNS_IDMAP: expected "off" or "auto", got "no"/);
+});
+
+test('layersInUse: the layers of images and every layer below a writable snapshot', async () => {
+  const snapshots: SnapshotInfo[] = [
+    { name: 'image-top', kind: 'committed', parent: 'base' },
+    { name: 'base', kind: 'committed' },
+    { name: 'removed-image-top', kind: 'committed', parent: 'removed-image-base' },
+    { name: 'removed-image-base', kind: 'committed' },
+    { name: 'container', kind: 'active', parent: 'removed-image-top' },
+    { name: 'unused-top', kind: 'committed', parent: 'base' },
+  ].map((info) => ({ ...info, created: '', updated: '' }) as SnapshotInfo);
+  const snapshotter = {
+    walk: async (fn: (info: SnapshotInfo) => void) => snapshots.forEach(fn),
+  } as unknown as Snapshotter;
+  const images = {
+    images: { chainIdsInUse: async () => new Set(['base', 'image-top']) },
+  } as unknown as ImageService;
+  assert.deepEqual([...(await layersInUse(images, snapshotter))].sort(), [
+    'base',
+    'image-top',
+    'removed-image-base',
+    'removed-image-top',
+  ]);
 });
