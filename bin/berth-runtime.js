@@ -1,2 +1,4 @@
 #!/usr/bin/env node
-import '../dist/bundle/berth-runtime.js';
+/* global require */
+/* eslint-disable @typescript-eslint/no-require-imports -- CommonJS, for the code cache (bin/package.json) */
+require('./load-bundle.js')('berth-runtime');

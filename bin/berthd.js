@@ -1,2 +1,2 @@
 #!/usr/bin/env node
-import '../dist/bundle/berthd.js';
+import('../dist/bundle/berthd.js');

@@ -4,11 +4,10 @@
  * that turn `{"message": ...}` error bodies into ApiError; streaming responses returned as they
  * come; hijacked connections (attach, exec start) handed back as a raw duplex socket.
  */
-import type http from 'node:http';
-import type https from 'node:https';
 import type { Duplex, Readable } from 'node:stream';
 import { API_VERSION, BERTH_VERSION } from '../common/version.js';
 import { ApiError, ConnectError } from './errors.js';
+import { HttpResponse, Http1Client, type Headers } from './http1.js';
 
 export const DEFAULT_HOST = 'unix:///run/berth/berth.sock';
 /** The version docker assumes when a daemon does not announce one. */
@@ -126,27 +125,22 @@ const CONNECT_ERRORS = new Set([
 ]);
 
 export interface HijackedStream {
+  /** Paused, holding what came with the 101: listen, then resume() (or pipe it). */
   socket: Duplex;
   /** Content type of the upgraded stream: multiplexed frames or raw bytes. */
   contentType: string;
 }
 
-interface Transport {
-  http: typeof http;
-  https?: typeof https;
-  agent: http.Agent;
-}
-
 export class ApiClient {
   readonly host: string;
   private readonly endpoint: Endpoint;
-  /** node:http (and node:https) load on the first request: `berth --version` never needs them. */
-  private transport?: Promise<Transport>;
-  private agent?: http.Agent;
+  /** Opened on the first request: node:net (and node:tls) are not loaded for `berth --help`. */
+  private http?: Promise<Http1Client>;
+  private opened?: Http1Client;
   private readonly tls?: TlsFiles;
   private negotiated?: Promise<string>;
   private fixedVersion?: string;
-  private serverHeaders: http.IncomingHttpHeaders = {};
+  private serverHeaders: Headers = {};
 
   constructor(options: ClientOptions) {
     this.host = options.host;
@@ -155,25 +149,36 @@ export class ApiClient {
     this.fixedVersion = options.apiVersion;
   }
 
-  private load(): Promise<Transport> {
-    this.transport ??= (async () => {
-      const httpModule = (await import('node:http')).default;
-      if (!this.tls) {
-        this.agent = new httpModule.Agent({ keepAlive: true });
-        return { http: httpModule, agent: this.agent };
+  private connection(): Promise<Http1Client> {
+    this.http ??= (async () => {
+      const { socketPath, hostname = '', port } = this.endpoint;
+      let open: () => Duplex;
+      if (socketPath !== undefined) {
+        const net = await import('node:net');
+        open = () => net.connect(socketPath);
+      } else if (!this.tls) {
+        const net = await import('node:net');
+        open = () => net.connect(port ?? 2375, hostname);
+      } else {
+        const tls = await import('node:tls');
+        const { ca, cert, key, verify } = this.tls;
+        open = () => tls.connect({ host: hostname, port, ca, cert, key, rejectUnauthorized: verify });
       }
-      const httpsModule = (await import('node:https')).default;
-      this.agent = new httpsModule.Agent({ keepAlive: true, ...this.tlsOptions() });
-      return { http: httpModule, https: httpsModule, agent: this.agent };
+      const hostHeader =
+        socketPath !== undefined
+          ? 'localhost'
+          : `${hostname.includes(':') ? `[${hostname}]` : hostname}:${port}`;
+      this.opened = new Http1Client(open, hostHeader);
+      return this.opened;
     })();
-    return this.transport;
+    return this.http;
   }
 
   /** The API version used for requests: negotiated once with the daemon. */
   version(): Promise<string> {
     if (this.fixedVersion !== undefined) return Promise.resolve(this.fixedVersion);
     this.negotiated ??= this.ping().then((headers) => {
-      const server = typeof headers['api-version'] === 'string' ? headers['api-version'] : '';
+      const server = headers['api-version'] ?? '';
       if (server === '') return FALLBACK_API_VERSION;
       return compareVersions(server, API_VERSION) < 0 ? server : API_VERSION;
     });
@@ -181,15 +186,15 @@ export class ApiClient {
   }
 
   /** Headers of the last ping (OSType, Docker-Experimental). */
-  get pingHeaders(): http.IncomingHttpHeaders {
+  get pingHeaders(): Headers {
     return this.serverHeaders;
   }
 
   /** HEAD /_ping, falling back to GET as the docker CLI does when HEAD is refused. */
-  async ping(): Promise<http.IncomingHttpHeaders> {
+  async ping(): Promise<Headers> {
     let res = await this.send('HEAD', '/_ping', {});
     res.resume();
-    if (res.statusCode !== undefined && res.statusCode >= 400 && res.headers['api-version'] === undefined) {
+    if (res.statusCode >= 400 && res.headers['api-version'] === undefined) {
       res = await this.send('GET', '/_ping', {});
       res.resume();
     }
@@ -198,10 +203,10 @@ export class ApiClient {
   }
 
   /** A request on the versioned path; statuses of 400 and above become ApiError. */
-  async request(method: string, path: string, options: RequestOptions = {}): Promise<http.IncomingMessage> {
+  async request(method: string, path: string, options: RequestOptions = {}): Promise<HttpResponse> {
     const version = await this.version();
     const res = await this.send(method, `/v${version}${path}`, options);
-    if ((res.statusCode ?? 500) >= 400) throw await errorFrom(res);
+    if (res.statusCode >= 400) throw await errorFrom(res);
     return res;
   }
 
@@ -224,81 +229,37 @@ export class ApiClient {
 
   /**
    * POST with `Connection: Upgrade` / `Upgrade: tcp`: after the daemon's 101 the socket carries the
-   * container's stdio both ways.
+   * container's stdio both ways. A daemon that answers 2xx without upgrading streams on the same
+   * connection.
    */
   async hijack(path: string, options: RequestOptions = {}): Promise<HijackedStream> {
     const version = await this.version();
-    const body = options.json !== undefined ? Buffer.from(JSON.stringify(options.json)) : undefined;
     const headers: Record<string, string> = {
       'User-Agent': userAgent(),
       Connection: 'Upgrade',
       Upgrade: 'tcp',
       ...options.headers,
     };
-    if (body) {
+    let body: Buffer | undefined;
+    if (options.json !== undefined) {
+      body = Buffer.from(JSON.stringify(options.json));
       headers['Content-Type'] = 'application/json';
-      headers['Content-Length'] = String(body.length);
     }
-    const req = this.rawRequest(
-      await this.load(),
-      'POST',
-      `/v${version}${path}${encodeQuery(options.query)}`,
-      headers,
-      false,
-    );
-    return new Promise<HijackedStream>((resolve, reject) => {
-      req.on('upgrade', (res: http.IncomingMessage, socket: Duplex, head: Buffer) => {
-        if (head.length > 0) socket.unshift(head);
-        resolve({ socket, contentType: String(res.headers['content-type'] ?? '') });
-      });
-      req.on('response', (res: http.IncomingMessage) => {
-        if ((res.statusCode ?? 500) >= 400) {
-          errorFrom(res).then(reject, reject);
-          return;
-        }
-        // A daemon that answers 200 without upgrading still streams on the same connection.
-        resolve({ socket: res.socket, contentType: String(res.headers['content-type'] ?? '') });
-      });
-      req.on('error', (err) => reject(this.connectError(err)));
-      req.end(body);
-    });
+    const http = await this.connection();
+    const result = await http
+      .upgrade({ method: 'POST', path: `/v${version}${path}${encodeQuery(options.query)}`, headers, body })
+      .catch((err: unknown) => Promise.reject(this.connectError(err)));
+    if (result instanceof HttpResponse) throw await errorFrom(result);
+    return { socket: result.socket, contentType: result.headers['content-type'] ?? '' };
   }
 
-  /** Frees kept-alive connections so the process can exit. */
+  /** Closes the daemon connections so the process can exit. */
   close(): void {
-    this.agent?.destroy();
+    this.opened?.close();
   }
 
-  private tlsOptions(): https.AgentOptions {
-    const tls = this.tls;
-    if (!tls) return {};
-    return { ca: tls.ca, cert: tls.cert, key: tls.key, rejectUnauthorized: tls.verify };
-  }
-
-  private rawRequest(
-    transport: Transport,
-    method: string,
-    path: string,
-    headers: Record<string, string>,
-    pooled: boolean,
-  ): http.ClientRequest {
-    const common: http.RequestOptions = {
-      method,
-      path,
-      headers,
-      agent: pooled ? transport.agent : false,
-    };
-    if (this.endpoint.socketPath !== undefined) {
-      return transport.http.request({ ...common, socketPath: this.endpoint.socketPath });
-    }
-    const target = { ...common, host: this.endpoint.hostname, port: this.endpoint.port };
-    return transport.https
-      ? transport.https.request({ ...target, ...this.tlsOptions() })
-      : transport.http.request(target);
-  }
-
-  private async send(method: string, path: string, options: RequestOptions): Promise<http.IncomingMessage> {
-    const transport = await this.load();
+  private async send(method: string, path: string, options: RequestOptions): Promise<HttpResponse> {
+    const http = await this.connection();
     const headers: Record<string, string> = { 'User-Agent': userAgent(), ...options.headers };
     let body: Buffer | Readable | undefined;
     if (options.json !== undefined) {
@@ -308,22 +269,17 @@ export class ApiClient {
       body = options.body;
       headers['Content-Type'] = options.contentType ?? 'application/x-tar';
     }
-    if (Buffer.isBuffer(body)) headers['Content-Length'] = String(body.length);
-    const req = this.rawRequest(transport, method, path + encodeQuery(options.query), headers, true);
-    return new Promise((resolve, reject) => {
-      req.on('response', resolve);
-      req.on('error', (err) => reject(this.connectError(err)));
-      if (options.signal) {
-        const abort = (): void => void req.destroy(new Error('aborted'));
-        if (options.signal.aborted) abort();
-        else options.signal.addEventListener('abort', abort, { once: true });
-      }
-      if (body === undefined || Buffer.isBuffer(body)) req.end(body);
-      else {
-        body.on('error', (err) => req.destroy(err));
-        body.pipe(req);
-      }
-    });
+    try {
+      return await http.request({
+        method,
+        path: path + encodeQuery(options.query),
+        headers,
+        body,
+        signal: options.signal,
+      });
+    } catch (err) {
+      throw this.connectError(err);
+    }
   }
 
   private connectError(err: unknown): Error {
@@ -354,8 +310,8 @@ export async function readText(res: Readable): Promise<string> {
 }
 
 /** ApiError from an error response: `{"message": ...}`, or the body as text. */
-async function errorFrom(res: http.IncomingMessage): Promise<ApiError> {
-  const status = res.statusCode ?? 500;
+async function errorFrom(res: HttpResponse): Promise<ApiError> {
+  const status = res.statusCode;
   const text = (await readText(res)).trim();
   let message = text;
   try {
@@ -364,6 +320,6 @@ async function errorFrom(res: http.IncomingMessage): Promise<ApiError> {
   } catch {
     // Not JSON: docker shows the body as it is.
   }
-  if (message === '') message = `${status} ${res.statusMessage ?? ''}`.trim();
+  if (message === '') message = `${status} ${res.statusMessage}`.trim();
   return new ApiError(status, message);
 }

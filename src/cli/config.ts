@@ -4,7 +4,9 @@
  * `credHelpers`), and the X-Registry-Auth header built from them. The file is rewritten
  * atomically with mode 0600, other keys left as they were; credentials are never printed.
  */
-import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+// Synchronous file calls: the CLI has nothing else to do meanwhile, and node:fs/promises would be
+// one more module to load on every command.
+import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CommandError } from './errors.js';
 
@@ -33,7 +35,7 @@ export interface ConfigFile extends Record<string, unknown> {
 export async function loadConfig(dir: string): Promise<ConfigFile> {
   let text: string;
   try {
-    text = await readFile(join(dir, 'config.json'), 'utf8');
+    text = readFileSync(join(dir, 'config.json'), 'utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return {};
     throw err;
@@ -47,12 +49,12 @@ export async function loadConfig(dir: string): Promise<ConfigFile> {
 }
 
 export async function saveConfig(dir: string, config: ConfigFile): Promise<void> {
-  await mkdir(dir, { recursive: true, mode: 0o700 });
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
   const path = join(dir, 'config.json');
   const temp = `${path}.tmp-${process.pid}`;
-  await writeFile(temp, JSON.stringify(config, null, '\t'), { mode: 0o600 });
-  await chmod(temp, 0o600);
-  await rename(temp, path);
+  writeFileSync(temp, JSON.stringify(config, null, '\t'), { mode: 0o600 });
+  chmodSync(temp, 0o600);
+  renameSync(temp, path);
 }
 
 /** The registry host of a server address: "https://index.docker.io/v1/" -> "index.docker.io". */

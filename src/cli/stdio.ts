@@ -123,7 +123,9 @@ export function followTerminalSize(ctx: CliContext, resize: () => Promise<void>)
 
 /** Copies between the hijacked socket and the local streams until the output ends or the user detaches. */
 export function runSession(ctx: CliContext, socket: Duplex, options: SessionOptions): Promise<SessionResult> {
-  const { stdin, stdout, stderr } = ctx.streams;
+  const { stdout, stderr } = ctx.streams;
+  // Only when it is used: creating process.stdin has a cost, and it would hold the process open.
+  const stdin = options.stdin ? ctx.streams.stdin : undefined;
   const demuxer = options.tty ? undefined : new FrameDemuxer(stdout, stderr);
   let initialResize: Promise<void> = Promise.resolve();
   return new Promise<SessionResult>((resolve, reject) => {
@@ -131,7 +133,7 @@ export function runSession(ctx: CliContext, socket: Duplex, options: SessionOpti
     const finish = (result: SessionResult | Error): void => {
       if (finished) return;
       finished = true;
-      if (options.stdin) {
+      if (stdin) {
         stdin.off('data', onInput);
         stdin.off('end', onInputEnd);
         stdin.pause();
@@ -161,6 +163,10 @@ export function runSession(ctx: CliContext, socket: Duplex, options: SessionOpti
     socket.on('end', () => finish({ detached: false }));
     socket.on('close', () => finish({ detached: false }));
     socket.on('error', (err) => finish(err));
+    // A short session may have ended before it was handed over (an end without data is emitted
+    // even by a paused stream): nothing was lost, and its events will not come again.
+    if (socket.readableEnded || socket.destroyed) finish({ detached: false });
+    socket.resume();
 
     const watcher = new DetachWatcher(options.tty ? parseDetachKeys(options.detachKeys) : []);
     const onInput = (chunk: Buffer | string): void => {
@@ -173,7 +179,7 @@ export function runSession(ctx: CliContext, socket: Duplex, options: SessionOpti
     };
     // End of local input closes the container's stdin: half-close, keep reading output.
     const onInputEnd = (): void => void (socket as Duplex & Writable).end();
-    if (options.stdin) {
+    if (stdin) {
       if (options.tty) rawTerminal(ctx, stdin);
       stdin.on('data', onInput);
       stdin.on('end', onInputEnd);

@@ -1,37 +1,26 @@
 /**
- * Perform mounts described as data with mount(8)/umount(8) (Node.js cannot call mount(2)).
+ * Perform mounts described as data, through berth-mount (mount-helper.ts): options are split into
+ * mount(2) flags and filesystem data the way mount(8) splits them (mount-options.ts).
  *
  * The kernel takes a mount's option string in one page (4096 bytes with its NUL). An overlay
  * over many layers does not fit with absolute lowerdir paths, so when the string is too long and
  * every lowerdir lies in one directory (the overlay snapshotter's short links in
- * <root>/snapshots/l/), the lowerdirs are written relative to that directory and mount(8) runs
+ * <root>/snapshots/l/), the lowerdirs are written relative to that directory and the mount runs
  * with it as its working directory: the kernel resolves relative paths against the caller's cwd.
  * Anyone else performing these mounts (the shim in a launch plan) must do the same: see
  * overlayMountData().
  */
-import { execFile } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
-import { dirname, isAbsolute } from 'node:path';
-import { internal, invalidArgument } from '../common/errors.js';
+import { access, readFile } from 'node:fs/promises';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { invalidArgument } from '../common/errors.js';
+import { MountError, mountHelperRequest, mountRequest, umountRequest } from './mount-helper.js';
+import { mountCalls } from './mount-options.js';
 import type { Mount } from './snapshotter.js';
 
 /** mount(2) copies at most one page of option data, its terminating NUL included. */
 export const MOUNT_DATA_LIMIT = 4096;
-const MOUNT_TIMEOUT_MS = 30_000;
 
-function run(program: string, args: string[], cwd?: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    execFile(program, args, { cwd, timeout: MOUNT_TIMEOUT_MS }, (error, _stdout, stderr) => {
-      if (error === null) resolve();
-      else
-        reject(
-          internal(`${program} ${args.join(' ')} failed: ${String(stderr).trim() || error.message}`, error),
-        );
-    });
-  });
-}
-
-/** The option string for a mount and the directory to run mount(8) in (for relative lowerdirs). */
+/** The option string for a mount and the directory to mount in (for relative lowerdirs). */
 export function overlayMountData(mount: Mount): { data: string; cwd?: string } {
   const data = mount.options.join(',');
   if (mount.type !== 'overlay' || Buffer.byteLength(data) + 1 <= MOUNT_DATA_LIMIT) return { data };
@@ -52,6 +41,64 @@ export function overlayMountData(mount: Mount): { data: string; cwd?: string } {
   return { data: short, cwd: base };
 }
 
+/** The paths a mount needs, to name the missing one when the kernel says ENOENT. */
+function neededPaths(mount: Mount, data: string[], cwd: string | undefined): string[] {
+  const paths: string[] = [];
+  if (mount.type === 'bind') paths.push(mount.source);
+  for (const option of data) {
+    const [key, value] = [option.slice(0, option.indexOf('=')), option.slice(option.indexOf('=') + 1)];
+    if (key === 'lowerdir') paths.push(...value.split(':').map((lower) => resolve(cwd ?? '/', lower)));
+    else if (key === 'upperdir' || key === 'workdir') paths.push(value);
+  }
+  return paths;
+}
+
+const exists = (path: string): Promise<boolean> =>
+  access(path).then(
+    () => true,
+    () => false,
+  );
+
+async function firstMissing(paths: string[]): Promise<string | undefined> {
+  for (const path of paths) if (!(await exists(path))) return path;
+  return undefined;
+}
+
+async function mountOne(mount: Mount, target: string): Promise<void> {
+  // A mount of type bind is a bind mount whether or not its options say so (as in OCI specs).
+  const bind = mount.type === 'bind' && !mount.options.some((o) => o === 'bind' || o === 'rbind');
+  const calls = mountCalls(bind ? ['bind', ...mount.options] : mount.options);
+  const { data, cwd } = overlayMountData({ ...mount, options: calls.data });
+  const fstype = mount.type === 'bind' ? '' : mount.type;
+  try {
+    await mountHelperRequest(
+      mountRequest({ source: mount.source, target, fstype, flags: calls.flags, data, cwd: cwd ?? '' }),
+    );
+  } catch (err) {
+    if (!(err instanceof MountError)) throw err;
+    const missing =
+      err.errno === 'ENOENT'
+        ? await firstMissing([target, ...neededPaths(mount, calls.data, cwd)])
+        : undefined;
+    throw new MountError(
+      err.errno,
+      `cannot mount ${mount.type} ${mount.source} on ${target}: ${missing ? `${missing} does not exist` : err.message}`,
+    );
+  }
+  const later = [...(calls.remount.length > 0 ? [calls.remount] : []), ...calls.propagation];
+  try {
+    for (const flags of later)
+      await mountHelperRequest(mountRequest({ source: '', target, fstype: '', flags, data: '', cwd: '' }));
+  } catch (err) {
+    await unmount(target).catch(() => undefined);
+    if (!(err instanceof MountError)) throw err;
+    throw new MountError(
+      err.errno,
+      `cannot apply ${mount.options.join(',')} to the mount on ${target}: ${err.message}`,
+    );
+  }
+}
+
 /** Mount each of `mounts` onto `target`, in order; on a failure the ones done are undone. */
 export async function mountAll(mounts: Mount[], target: string): Promise<void> {
   if (!isAbsolute(target))
@@ -59,11 +106,7 @@ export async function mountAll(mounts: Mount[], target: string): Promise<void> {
   let done = 0;
   try {
     for (const mount of mounts) {
-      const { data, cwd } = overlayMountData(mount);
-      const args = mount.type === 'bind' ? [] : ['-t', mount.type];
-      if (data !== '') args.push('-o', data);
-      // `--` so a source or target starting with '-' is never read as an option.
-      await run('mount', [...args, '--', mount.source, target], cwd);
+      await mountOne(mount, target);
       done++;
     }
   } catch (err) {
@@ -72,9 +115,15 @@ export async function mountAll(mounts: Mount[], target: string): Promise<void> {
   }
 }
 
-/** Unmount the filesystem mounted on `target` (the topmost one). */
-export async function unmount(target: string): Promise<void> {
-  await run('umount', ['--', target]);
+/** Unmount the filesystem mounted on `target` (the topmost one); `lazy` detaches it while busy. */
+export async function unmount(target: string, options: { lazy?: boolean } = {}): Promise<void> {
+  try {
+    await mountHelperRequest(umountRequest(resolve(target), options.lazy ? ['detach'] : []));
+  } catch (err) {
+    if (!(err instanceof MountError)) throw err;
+    const why = err.errno === 'EINVAL' ? 'it is not a mount point' : err.message;
+    throw new MountError(err.errno, `cannot unmount ${target}: ${why}`);
+  }
 }
 
 /** mountinfo's escaping of a path: space, tab, newline and backslash as octal. */
