@@ -331,6 +331,7 @@ export class NetworkManager {
     await this.dns.get(network.id)?.close();
     this.dns.delete(network.id);
     this.ipams.delete(network.id);
+    this.endpoints.delete(network.id);
     if (network.bridge) await this.netlink.run([{ op: 'link-delete', dev: network.bridge }]);
     await this.store.remove(network.id);
   }

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { lstat, readFile, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { API_VERSION, BERTH_VERSION } from '../../src/common/version.js';
 import { createSandbox } from '../helpers/sandbox.js';
 import { apiRequest, docker, freePort, runBerthd, startBerthd } from '../helpers/berthd.js';
@@ -205,6 +206,8 @@ test('plain TCP is refused without --insecure-tcp-force; with it berthd and dock
   const berthd = await startBerthd(t, sandbox, {
     args: ['-H', `tcp://127.0.0.1:${port}`, '--insecure-tcp-force'],
   });
+  // The ping can be answered before the warning's bytes have reached this process's pipe.
+  for (let i = 0; i < 100 && !/API is accessible/.test(berthd.output()); i++) await sleep(50);
   assert.match(
     berthd.output(),
     /level=warn msg="WARNING: API is accessible on http:\/\/127\.0\.0\.1:\d+ without encryption\./,
