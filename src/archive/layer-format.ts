@@ -16,6 +16,17 @@ export type LayerCompression = 'none' | 'gzip' | 'zstd';
 /** Default bound on a layer's uncompressed size; callers pass their own. */
 export const DEFAULT_MAX_LAYER_SIZE = 32 * 1024 ** 3;
 
+/** The default bound, or BERTH_MAX_LAYER_SIZE (bytes) when the daemon's environment sets it. */
+export function defaultMaxLayerSize(value = process.env.BERTH_MAX_LAYER_SIZE): number {
+  if (value === undefined || value === '') return DEFAULT_MAX_LAYER_SIZE;
+  const size = Number(value);
+  if (!Number.isSafeInteger(size) || size <= 0)
+    throw invalidArgument(
+      `BERTH_MAX_LAYER_SIZE must be a positive number of bytes, not ${JSON.stringify(value)}`,
+    );
+  return size;
+}
+
 const LAYER_MEDIA_TYPES: Record<string, LayerCompression> = {
   'application/vnd.oci.image.layer.v1.tar': 'none',
   'application/vnd.oci.image.layer.v1.tar+gzip': 'gzip',
@@ -47,7 +58,7 @@ export function sniffCompression(head: Uint8Array): LayerCompression | undefined
 export interface LayerStreamOptions {
   /** The descriptor's media type; without it the format comes from the magic bytes alone. */
   mediaType?: string;
-  /** Uncompressed bytes allowed before the layer is refused (default DEFAULT_MAX_LAYER_SIZE). */
+  /** Uncompressed bytes allowed before the layer is refused (default defaultMaxLayerSize()). */
   maxSize?: number;
 }
 
@@ -122,7 +133,7 @@ async function decompress(raw: ByteSource, options: LayerStreamOptions): Promise
         `layer media type ${options.mediaType} announces ${announced === 'none' ? 'an uncompressed tar' : announced} but the content is ${sniffed === 'none' ? 'an uncompressed tar' : sniffed}`,
       );
   }
-  const maxSize = options.maxSize ?? DEFAULT_MAX_LAYER_SIZE;
+  const maxSize = options.maxSize ?? defaultMaxLayerSize();
   const decompressed =
     sniffed === 'gzip' ? gunzip(raw.rest()) : sniffed === 'zstd' ? zstdDecompress(raw.rest()) : raw.rest();
   const hash = createHash('sha256');

@@ -33,9 +33,19 @@ export interface TarReaderEntry {
 }
 
 const BLOCK = 512;
-/** Bounds on metadata a hostile archive could inflate. */
+/**
+ * Bounds on metadata a hostile archive could inflate: one pax header's size, and all the pax
+ * records in force for one entry (consecutive headers merge, global ones add to every entry),
+ * which a chain of headers with distinct keys would otherwise pile up in memory.
+ */
 const MAX_PAX_SIZE = 1024 * 1024;
 const MAX_LONG_NAME = 64 * 1024;
+
+function recordsSize(records: Map<string, Buffer>): number {
+  let size = 0;
+  for (const [key, value] of records) size += key.length + value.length;
+  return size;
+}
 
 const fail = (message: string): Error => invalidArgument(`layer tar: ${message}`);
 
@@ -164,6 +174,8 @@ export async function* readTar(source: ByteSource): AsyncGenerator<TarReaderEntr
       await source.skip(padded(size) - size);
       if (flag === 'g') globalPax = new Map([...globalPax, ...records]);
       else pax = new Map([...(pax ?? []), ...records]);
+      if (recordsSize(globalPax) + recordsSize(pax ?? new Map()) > MAX_PAX_SIZE)
+        throw fail(`pax headers of more than ${MAX_PAX_SIZE} bytes in force for one entry`);
       continue;
     }
     if (flag === 'L' || flag === 'K') {

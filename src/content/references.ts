@@ -24,7 +24,11 @@ const isDescriptor = (value: unknown): value is Descriptor =>
  * empty for anything that is not such a JSON document.
  */
 export function referencedDescriptors(data: Uint8Array): Descriptor[] {
-  if (data.length === 0 || data.length > MANIFEST_SIZE_MAX || data[0] !== 0x7b /* { */) return [];
+  if (data.length === 0 || data.length > MANIFEST_SIZE_MAX) return [];
+  // JSON may start with whitespace, and registries serve manifests byte for byte: a manifest that
+  // begins with a newline must still keep its blobs.
+  const first = data.findIndex((byte) => byte !== 0x20 && byte !== 0x09 && byte !== 0x0a && byte !== 0x0d);
+  if (first === -1 || data[first] !== 0x7b /* { */) return [];
   let document: unknown;
   try {
     document = JSON.parse(Buffer.from(data).toString('utf8'));

@@ -48,6 +48,10 @@ function need<T>(lookup: T | undefined, what: string): T {
 /** The devices of one mapping: the node itself, or each node below a directory, renamed under PathInContainer. */
 function devicesFromPath(mapping: DeviceMapping, statDevice: (path: string) => Device[]): Device[] {
   const hostPath = mapping.PathOnHost;
+  if (typeof hostPath !== 'string' || hostPath === '')
+    throw invalidArgument(
+      'error gathering device information while adding custom device "": no such file or directory',
+    );
   const containerPath = mapping.PathInContainer || hostPath;
   if (!posix.isAbsolute(containerPath))
     throw invalidArgument(

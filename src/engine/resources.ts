@@ -39,17 +39,24 @@ const bad = (message: string): never => {
 };
 
 /** `0-3,5` -> [0,1,2,3,5]; undefined when the syntax is wrong (Docker's parsers.ParseUintList). */
-function parseUintList(text: string): number[] | undefined {
-  const ids: number[] = [];
+/** No CPU or memory node id reaches this (the kernel's NR_CPUS is at most 8192). */
+const MAX_CPUSET_ID = 65535;
+
+/**
+ * The highest id of a cpuset list ("0-3,8"), or undefined when it is malformed. Ranges are never
+ * expanded: an API body of many wide ranges must cost no more than its length.
+ */
+function highestOfUintList(text: string): number | undefined {
+  let highest = 0;
   for (const part of text.split(',')) {
     const match = /^(\d+)(?:-(\d+))?$/.exec(part);
     if (match === null) return undefined;
     const first = Number(match[1]);
     const last = match[2] === undefined ? first : Number(match[2]);
-    if (last < first || last - first > 65536) return undefined;
-    for (let id = first; id <= last; id++) ids.push(id);
+    if (last < first || last > MAX_CPUSET_ID) return undefined;
+    highest = Math.max(highest, last);
   }
-  return ids;
+  return highest;
 }
 
 function memoryOf(r: Resources, host: HostResources): Memory | undefined {
@@ -132,13 +139,14 @@ function cpuOf(r: Resources, host: HostResources): Cpu | undefined {
   const cpus = r.CpusetCpus ?? '';
   const mems = r.CpusetMems ?? '';
   if (cpus !== '') {
-    const ids = parseUintList(cpus) ?? bad(`Invalid value ${cpus} for cpuset cpus: invalid format: ${cpus}`);
-    if (ids.some((id) => id >= host.cpuCount)) {
+    const highest =
+      highestOfUintList(cpus) ?? bad(`Invalid value ${cpus} for cpuset cpus: invalid format: ${cpus}`);
+    if (highest >= host.cpuCount) {
       const available = host.cpuCount === 1 ? '0' : `0-${host.cpuCount - 1}`;
       bad(`Requested CPUs are not available - requested ${cpus}, available: ${available}`);
     }
   }
-  if (mems !== '' && parseUintList(mems) === undefined)
+  if (mems !== '' && highestOfUintList(mems) === undefined)
     bad(`Invalid value ${mems} for cpuset mems: invalid format: ${mems}`);
 
   const result: Cpu = {};

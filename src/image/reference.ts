@@ -91,10 +91,12 @@ export function parseReference(input: string, options: ParseOptions = {}): Image
     }
   }
   if (rest === '') fail(input, 'the repository name is empty');
-  if (rest.length > NAME_TOTAL_LENGTH_MAX) {
+  const { domain, path } = splitDomain(rest);
+  // Like distribution's ParseNormalizedNamed, the limit is on the normalised name
+  // (`docker.io/library/...`), so every name accepted here can be written out and read back.
+  if (domain.length + 1 + path.length > NAME_TOTAL_LENGTH_MAX) {
     fail(input, `the repository name is longer than ${NAME_TOTAL_LENGTH_MAX} characters`);
   }
-  const { domain, path } = splitDomain(rest);
   if (!DOMAIN.test(domain)) fail(input, `"${domain}" is not a valid registry host`);
   if (path.toLowerCase() !== path) fail(input, `repository name "${path}" must be lowercase`);
   for (const component of path.split('/')) {

@@ -45,7 +45,8 @@ export interface ParsedDockerfile {
   warnings: string[];
 }
 
-const DIRECTIVE = /^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$/;
+// The value is trimmed in code: `\s*(.+?)\s*$` backtracks quadratically on a long line of spaces.
+const DIRECTIVE = /^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=(.*)$/;
 const KNOWN_DIRECTIVES = new Set(['syntax', 'escape', 'check']);
 const HEREDOC_KEYWORDS = new Set(['RUN', 'COPY', 'ADD']);
 const HEREDOC_WORD = /^(\d*)<<(-?)([^<]*)$/;
@@ -105,12 +106,13 @@ export function parseDockerfile(text: string, file = 'Dockerfile'): ParsedDocker
   let index = 0;
   for (; index < lines.length; index++) {
     const match = DIRECTIVE.exec(lines[index] as string);
-    if (match === null) break;
+    const value = match?.[2]?.trim() ?? '';
+    if (match === null || value === '') break;
     const name = (match[1] as string).toLowerCase();
     if (!KNOWN_DIRECTIVES.has(name)) break; // an unknown directive is a comment, and ends the directives
     if (name in directives)
       throw dockerfileError(file, index + 1, 1, `only one ${name} parser directive can be used`);
-    directives[name] = match[2] as string;
+    directives[name] = value;
   }
   const escape = directives.escape ?? '\\';
   if (escape !== '\\' && escape !== '`')

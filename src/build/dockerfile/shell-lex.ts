@@ -56,8 +56,12 @@ class Words {
   }
 }
 
+/** `${a:-${b:-...}}` nesting allowed: far beyond real use, well within the call stack. */
+const MAX_NESTING = 100;
+
 class Lexer {
   private pos = 0;
+  private depth = 0;
 
   constructor(
     private readonly text: string,
@@ -214,7 +218,10 @@ class Lexer {
       throw invalidArgument(
         `unsupported modifier (${colon ? ':' : ''}${modifier}) in substitution of ${name}`,
       );
+    if (++this.depth > MAX_NESTING)
+      throw invalidArgument(`variable substitutions nested more than ${MAX_NESTING} deep`);
     const word = this.until('}');
+    this.depth--;
     const value = this.lookup(name);
     const unset = value === undefined || (colon && value === '');
     switch (modifier) {

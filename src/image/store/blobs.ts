@@ -12,6 +12,65 @@ import { parseManifestDocument, type ManifestDocument } from '../registry/manife
 export const JSON_BLOB_LIMIT = 4 * 1024 * 1024;
 const CACHE_ENTRIES = 2048;
 
+type FieldType = 'string' | 'strings' | 'boolean' | 'stringMap' | 'set' | 'healthcheck';
+
+/** The run settings (image-spec config.config) berth reads, with the JSON type each must have. */
+const RUN_CONFIG_FIELDS: Record<string, FieldType> = {
+  User: 'string',
+  ExposedPorts: 'set',
+  Env: 'strings',
+  Entrypoint: 'strings',
+  Cmd: 'strings',
+  Volumes: 'set',
+  WorkingDir: 'string',
+  Labels: 'stringMap',
+  StopSignal: 'string',
+  ArgsEscaped: 'boolean',
+  Healthcheck: 'healthcheck',
+  OnBuild: 'strings',
+  Shell: 'strings',
+};
+
+const isObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
+
+const isStrings = (value: unknown): boolean =>
+  Array.isArray(value) && value.every((item) => typeof item === 'string');
+
+function fits(type: FieldType, value: unknown): boolean {
+  switch (type) {
+    case 'string':
+    case 'boolean':
+      return typeof value === type;
+    case 'strings':
+      return isStrings(value);
+    case 'stringMap':
+      return isObject(value) && Object.values(value).every((item) => typeof item === 'string');
+    case 'set':
+      return isObject(value) && Object.values(value).every((item) => item === null || isObject(item));
+    case 'healthcheck':
+      return (
+        isObject(value) &&
+        (value.Test === undefined || value.Test === null || isStrings(value.Test)) &&
+        ['Interval', 'Timeout', 'StartPeriod', 'StartInterval', 'Retries'].every(
+          (key) => value[key] === undefined || value[key] === null || Number.isFinite(value[key]),
+        )
+      );
+  }
+}
+
+/**
+ * The run settings must have the types Docker's Go structs give them (null is a zero value): a
+ * registry's config with `"Env": [{}]` would otherwise crash `docker run` far from here.
+ */
+function checkRunConfig(config: Record<string, unknown>, where: string): void {
+  for (const [key, type] of Object.entries(RUN_CONFIG_FIELDS)) {
+    const value = config[key];
+    if (value !== undefined && value !== null && !fits(type, value))
+      throw invalidArgument(`${where} has a config.${key} of the wrong type`);
+  }
+}
+
 /** Validate an image config: os, architecture and rootfs.diff_ids are what berth relies on. */
 export function parseImageConfig(data: Uint8Array, where: string): ImageConfig {
   let value: unknown;
@@ -31,8 +90,9 @@ export function parseImageConfig(data: Uint8Array, where: string): ImageConfig {
     throw invalidArgument(`${where} has no rootfs of type "layers" with diff_ids`);
   }
   diffIds.forEach((diffId, i) => parseDigest(String(diffId), `${where} rootfs.diff_ids[${i}]`));
-  if (config.config !== undefined && (typeof config.config !== 'object' || config.config === null)) {
-    throw invalidArgument(`${where} has a "config" that is not an object`);
+  if (config.config !== undefined && config.config !== null) {
+    if (!isObject(config.config)) throw invalidArgument(`${where} has a "config" that is not an object`);
+    checkRunConfig(config.config, where);
   }
   if (config.history !== undefined && !Array.isArray(config.history)) {
     throw invalidArgument(`${where} has a "history" that is not an array`);

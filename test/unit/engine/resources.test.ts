@@ -142,6 +142,13 @@ const errors: Array<[Resources, RegExp]> = [
   [{ CpusetCpus: '0-a' }, /^Invalid value 0-a for cpuset cpus: invalid format: 0-a$/],
   [{ CpusetCpus: '2-7' }, /^Requested CPUs are not available - requested 2-7, available: 0-3$/],
   [{ CpusetMems: '1,,2' }, /^Invalid value 1,,2 for cpuset mems: invalid format: 1,,2$/],
+  // Found by the fuzzer: an id beyond any safe integer looped forever, many wide ranges exhausted the heap.
+  [{ CpusetCpus: '18446744073709551615' }, /^Invalid value 18446744073709551615 for cpuset cpus/],
+  [
+    { CpusetCpus: Array.from({ length: 20_000 }, () => '0-65535').join(',') },
+    /^Requested CPUs are not available/,
+  ],
+  [{ CpusetMems: '0-65536' }, /^Invalid value 0-65536 for cpuset mems/],
   [{ BlkioWeight: 5 }, /^Range of blkio weight is from 10 to 1000$/],
   [
     { BlkioWeightDevice: [{ Path: '/dev/sda', Weight: 2000 }] },
