@@ -47,6 +47,12 @@ function validateDescriptor(value: unknown, where: string): Descriptor {
   if (typeof d.size !== 'number' || !Number.isSafeInteger(d.size) || d.size < 0) {
     throw invalidArgument(`${where} has an invalid size`);
   }
+  if (
+    d.urls !== undefined &&
+    d.urls !== null &&
+    !(Array.isArray(d.urls) && d.urls.every((url: unknown) => typeof url === 'string'))
+  )
+    throw invalidArgument(`${where} has urls that are not a list of strings`);
   if (d.platform !== undefined) {
     const p = d.platform as unknown as Record<string, unknown>;
     if (typeof p !== 'object' || p === null || typeof p.os !== 'string' || typeof p.architecture !== 'string')
@@ -118,7 +124,8 @@ export function refuseForeignLayers(manifest: ImageManifest, where: string): voi
   for (const layer of manifest.layers) {
     if (
       FOREIGN_LAYER_MEDIA_TYPES.has(layer.mediaType) ||
-      (layer.urls !== undefined && layer.urls.length > 0)
+      // `"urls": null` is an empty list, as Go reads it.
+      (layer.urls ?? []).length > 0
     ) {
       throw invalidArgument(
         `${where} has a foreign (non-distributable) layer ${layer.digest} (${layer.mediaType}) that must be ` +

@@ -16,6 +16,7 @@ import { BerthError } from '../../../src/common/errors.js';
 import { referencedDescriptors } from '../../../src/content/references.js';
 import { checkCreateBody } from '../../../src/engine/create-body.js';
 import { parseReference } from '../../../src/image/reference.js';
+import { parseManifestDocument, refuseForeignLayers } from '../../../src/image/registry/manifest.js';
 import { parseImageConfig } from '../../../src/image/store/blobs.js';
 import { execute } from '../../fuzz/engine.js';
 import { padded, paxRecord, tarHeader } from '../../fuzz/tar-mutate.js';
@@ -146,6 +147,40 @@ test('GC: a manifest that starts with whitespace still keeps the blobs it refers
     );
   assert.deepEqual(referencedDescriptors(Buffer.from('   ')), []);
   assert.deepEqual(referencedDescriptors(Buffer.from([0x1f, 0x8b, 0x08])), []);
+});
+
+test('manifests: "urls": null is no URLs; urls of another type are refused', () => {
+  const manifest = (urls: unknown): Buffer =>
+    Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        config: {
+          mediaType: 'application/vnd.oci.image.config.v1+json',
+          size: 2,
+          digest: `sha256:${'a'.repeat(64)}`,
+        },
+        layers: [
+          {
+            mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip',
+            size: 1,
+            digest: `sha256:${'b'.repeat(64)}`,
+            urls,
+          },
+        ],
+      }),
+    );
+  const parsed = parseManifestDocument(manifest(null), undefined, 'manifest x');
+  assert.equal(parsed.kind, 'manifest');
+  // It was a TypeError (a 500 for the pull).
+  if (parsed.kind === 'manifest') refuseForeignLayers(parsed.manifest, 'image x');
+  refused(
+    () => parseManifestDocument(manifest('https://x'), undefined, 'manifest x'),
+    /urls that are not a list of strings/,
+  );
+  refused(
+    () => parseManifestDocument(manifest([1]), undefined, 'manifest x'),
+    /urls that are not a list of strings/,
+  );
 });
 
 test('image configs: run settings of the wrong type are refused when the config is read', () => {
