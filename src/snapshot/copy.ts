@@ -11,9 +11,10 @@ import type { LayerTarget, Mount } from './snapshotter.js';
 
 const COPY_TIMEOUT_MS = 30 * 60_000;
 
-function copyTree(from: string, to: string): Promise<void> {
+/** `cp -a` of the tree `from` onto `to`: into an existing directory, or as a new one. */
+export function copyTree(from: string, to: string): Promise<void> {
   return new Promise((resolve, reject) => {
-    // -T: copy the contents of `from` onto the existing directory `to`.
+    // -T: `to` itself becomes the copy of `from` (its contents, when `to` exists already).
     execFile(
       'cp',
       ['-a', '--preserve=all', '--reflink=auto', '-T', '--', from, to],

@@ -9,34 +9,14 @@
  * undone in the order the applier uses: it clears the setuid and setgid bits (set again with
  * chmod) and removes security.capability (set again, its root id shifted too).
  */
-import { execFile } from 'node:child_process';
 import { chmod, lchown, lstat, readdir, realpath } from 'node:fs/promises';
 import { join } from 'node:path';
-import { internal } from '../common/errors.js';
 import { FsHelper } from '../archive/fs-helper.js';
+import { copyTree } from './copy.js';
 import { CAPABILITY_XATTR, OVERFLOW_ID, shiftCapability, type IdShift } from './shift-ids.js';
 
-const COPY_TIMEOUT_MS = 30 * 60_000;
 /** Directories whose entries are looked at together (one xattr request per batch). */
 const BATCH = 256;
-
-function copyTree(from: string, to: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    // -T: `to` (which must not exist yet) becomes the copy of `from` itself.
-    execFile(
-      'cp',
-      ['-a', '--preserve=all', '--reflink=auto', '-T', '--', from, to],
-      { timeout: COPY_TIMEOUT_MS, maxBuffer: 1024 * 1024 },
-      (error, _stdout, stderr) => {
-        if (error === null) resolve();
-        else
-          reject(
-            internal(`copying ${from} to ${to} failed: ${String(stderr).trim() || error.message}`, error),
-          );
-      },
-    );
-  });
-}
 
 /**
  * Copy the layer directory `from` to `to` (which must not exist) with every owner shifted by
