@@ -117,7 +117,8 @@ function parsePax(body: Buffer): Map<string, Buffer> {
 function paxNumber(value: Buffer, key: string): number {
   const text = value.toString('latin1');
   const number = Number(text);
-  if (text === '' || !Number.isFinite(number) || number < 0)
+  // Only a time may lie before the epoch (pax allows "-5.25" for mtime).
+  if (text === '' || !Number.isFinite(number) || (number < 0 && key !== 'mtime'))
     throw fail(`pax ${key} is not a number: ${JSON.stringify(text)}`);
   return number;
 }

@@ -45,9 +45,25 @@ const TYPEFLAG: Record<TarEntryType, string> = {
 
 /** Octal field of `width` bytes: digits, then a NUL. Returns undefined when the value does not fit. */
 function octalField(value: number, width: number): string | undefined {
+  if (value < 0) return undefined;
   const digits = value.toString(8);
   if (digits.length > width - 1) return undefined;
   return digits.padStart(width - 1, '0') + '\0';
+}
+
+/**
+ * GNU base-256 for a non-negative number too large for its octal field (pax has no record for
+ * device numbers): the first byte's high bit marks the encoding, the rest is big-endian.
+ */
+function base256Field(value: number, width: number): Buffer {
+  const field = Buffer.alloc(width);
+  let rest = value;
+  for (let i = width - 1; i > 0; i--) {
+    field[i] = rest % 256;
+    rest = Math.floor(rest / 256);
+  }
+  field[0] = 0x80;
+  return field;
 }
 
 function paxRecord(key: string, value: Uint8Array): Buffer {
@@ -96,8 +112,13 @@ function encodeHeader(fields: HeaderFields): Buffer {
   put(263, 2, '00');
   put(265, 32, fields.uname);
   put(297, 32, fields.gname);
-  put(329, 8, octalField(fields.devMajor, 8) ?? '0000000\0');
-  put(337, 8, octalField(fields.devMinor, 8) ?? '0000000\0');
+  const device = (offset: number, value: number): void => {
+    const octal = octalField(value, 8);
+    if (octal === undefined) base256Field(value, 8).copy(header, offset);
+    else put(offset, 8, octal);
+  };
+  device(329, fields.devMajor);
+  device(337, fields.devMinor);
   let sum = 0;
   for (const byte of header) sum += byte;
   put(148, 8, sum.toString(8).padStart(6, '0') + '\0 ');
@@ -124,6 +145,7 @@ export function encodeTarHeader(entry: TarEntry, contentLength?: number): Buffer
   if (octalField(uid, 8) === undefined) pax.push(paxRecord('uid', Buffer.from(String(uid))));
   if (octalField(gid, 8) === undefined) pax.push(paxRecord('gid', Buffer.from(String(gid))));
   if (octalField(size, 12) === undefined) pax.push(paxRecord('size', Buffer.from(String(size))));
+  if (octalField(mtime, 12) === undefined) pax.push(paxRecord('mtime', Buffer.from(String(mtime))));
   for (const [key, value] of Object.entries(entry.xattrs ?? {}).sort(([a], [b]) => (a < b ? -1 : 1))) {
     pax.push(paxRecord(`SCHILY.xattr.${key}`, typeof value === 'string' ? Buffer.from(value) : value));
   }

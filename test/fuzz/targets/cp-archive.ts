@@ -29,12 +29,6 @@ function checkPath(name: string): string[] {
   return components;
 }
 
-/**
- * Known and reported, not fixed here (tar-writer.ts): an mtime or device number too large for its
- * ustar field is written as 0 instead of going to a pax record (mtime) or failing (devices).
- */
-const ustar = (value: number, width: number): number => (value < 8 ** (width - 1) ? value : 0);
-
 /** What an entry must read back as: the writer drops leading slashes and ends directories with one. */
 function comparable(entry: TarEntry | TarHeader, size: number): string {
   let path = entry.path.replace(/^\/+/, '');
@@ -48,9 +42,9 @@ function comparable(entry: TarEntry | TarHeader, size: number): string {
     uid: entry.uid,
     gid: entry.gid,
     size,
-    mtime: ustar(Math.floor(entry.mtime ?? 0), 12),
+    mtime: Math.floor(entry.mtime ?? 0),
     linkTarget: entry.linkTarget ?? '',
-    device: device ? [ustar(entry.devMajor ?? 0, 8), ustar(entry.devMinor ?? 0, 8)] : [],
+    device: device ? [entry.devMajor ?? 0, entry.devMinor ?? 0] : [],
     xattrs: Object.fromEntries(
       Object.entries(xattrs).map(([key, value]) => [key, Buffer.from(value).toString('hex')]),
     ),

@@ -5,6 +5,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { encodeTarEntry, tarArchive, type TarEntry } from '../../../src/archive/tar-writer.js';
+import { readTar, type TarHeader } from '../../../src/archive/tar-reader.js';
+import { ByteSource } from '../../../src/archive/byte-source.js';
+
+async function* chunks(data: Buffer): AsyncGenerator<Buffer> {
+  yield data;
+}
 
 async function listWithGnuTar(archive: Buffer, extra: string[] = []): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'berth-unit-'));
@@ -74,4 +80,31 @@ test('pax record lengths count themselves', () => {
 test('the same entries always give the same bytes', () => {
   assert.deepEqual(tarArchive(sample), tarArchive(sample));
   assert.equal(tarArchive(sample).length % 512, 0);
+});
+
+test('times and device numbers beyond ustar fields survive: pax mtime, base-256 devices', async () => {
+  const entries: TarEntry[] = [
+    { path: 'future', type: 'file', mode: 0o644, mtime: 2 ** 34, content: Buffer.from('x') },
+    { path: 'past', type: 'file', mode: 0o644, mtime: -86_400 },
+    { path: 'dev', type: 'char', mode: 0o600, devMajor: 2 ** 21, devMinor: 2 ** 30 + 7 },
+  ];
+  const archive = tarArchive(entries);
+  const read: TarHeader[] = [];
+  for await (const { header, body } of readTar(new ByteSource(chunks(archive)))) {
+    for await (const chunk of body) void chunk;
+    read.push(header);
+  }
+  assert.deepEqual(
+    read.map((header) => [header.path, header.mtime, header.devMajor, header.devMinor]),
+    [
+      ['future', 2 ** 34, 0, 0],
+      ['past', -86_400, 0, 0],
+      ['dev', 0, 2 ** 21, 2 ** 30 + 7],
+    ],
+  );
+  // GNU tar agrees (its listing shows the date of the pax time and the base-256 numbers).
+  const listing = await listWithGnuTar(archive, ['--utc']);
+  assert.match(listing, /2514-05-30 \S+ future/);
+  assert.match(listing, /1969-12-31 00:00 past/);
+  assert.match(listing, /2097152,1073741831 .* dev/);
 });
