@@ -256,7 +256,7 @@ export class Builder {
   /** `POST /build/prune`: waits for running builds; new ones wait for it. */
   prune(options: PruneOptions): Promise<PruneReport> {
     return this.lock.withExclusive(() =>
-      this.deps.images.withStoreLock(() =>
+      this.deps.images.withExclusiveStoreLock(() =>
         pruneBuildCache(this.deps, options, () =>
           freeSpace(dirname(this.deps.cache.dir)).catch(() => Infinity),
         ),

@@ -226,7 +226,7 @@ async function removeSnapshots(stores: CacheStores, candidates: Set<string>): Pr
 
 /**
  * Prune the cache. The caller keeps builds from running meanwhile and holds the image store's
- * lock; `free` reports the disk's free bytes (for `min-free-space`).
+ * lock exclusively; `free` reports the disk's free bytes (for `min-free-space`).
  */
 export async function pruneBuildCache(
   stores: CacheStores,

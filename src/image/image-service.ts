@@ -234,6 +234,14 @@ export class ImageService {
     return this.lock.withShared(store);
   }
 
+  /**
+   * Run `remove` while nothing stores content: for callers that delete blobs and snapshots outside
+   * GC (build-cache prune), so a pull cannot find a layer present and record an image on it as it goes.
+   */
+  withExclusiveStoreLock<T>(remove: () => Promise<T>): Promise<T> {
+    return this.lock.withExclusive(remove);
+  }
+
   list(): Promise<ImageSummary[]> {
     return this.images.list();
   }

@@ -240,3 +240,27 @@ test('load, import and save through the service unpack with the injected unpacke
   await assert.rejects(failing.load(chunks(archive)), /disk full/);
   assert.deepEqual(await failing.list(), []);
 });
+
+test('the exclusive store lock (build-cache prune) waits for storing operations and holds new ones back', async (t) => {
+  const root = await tempRoot(t);
+  const snapshotter = await CopySnapshotter.open(root);
+  const service = await ImageService.open({ dataRoot: root, registry: client(), snapshotter });
+  const order: string[] = [];
+  let finishStore!: () => void;
+  const storing = service.withStoreLock(async () => {
+    order.push('store started');
+    await new Promise<void>((resolve) => (finishStore = resolve));
+    order.push('store done');
+  });
+  const removing = service.withExclusiveStoreLock(async () => {
+    order.push('prune');
+  });
+  const laterStore = service.withStoreLock(async () => {
+    order.push('later store');
+  });
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.deepEqual(order, ['store started'], 'the prune waits for the store in progress');
+  finishStore();
+  await Promise.all([storing, removing, laterStore]);
+  assert.deepEqual(order, ['store started', 'store done', 'prune', 'later store']);
+});
