@@ -6,8 +6,8 @@ cd "$(dirname "$0")/.."
 
 # Debian packages the tests use: busybox for the fixture images, a real registry, skopeo and
 # umoci as third-party image tools, runc for differential tests, iproute2 and nftables for the
-# network and cleanup checks, a C compiler and make for berth-shim.
-APT_PACKAGES=(busybox-static docker-registry skopeo umoci runc iproute2 nftables gcc make libc6-dev python3 tar openssl systemd perl python3-docker docker-compose iperf3 containernetworking-plugins bzip2 xz-utils)
+# network and cleanup checks, a C compiler and make for berth-shim, zstd for zstd layers.
+APT_PACKAGES=(busybox-static docker-registry skopeo umoci runc iproute2 nftables gcc make libc6-dev python3 tar openssl systemd perl python3-docker docker-compose iperf3 containernetworking-plugins bzip2 xz-utils zstd)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

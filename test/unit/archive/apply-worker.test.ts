@@ -4,6 +4,7 @@ import { mkdir, mkdtemp, open, readdir, readFile, rm, writeFile } from 'node:fs/
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
+import { execFileSync } from 'node:child_process';
 import { gzipSync } from 'node:zlib';
 import { applyTar } from '../../../src/archive/apply.js';
 import { tarArchive, type TarEntry } from '../../../src/archive/tar-writer.js';
@@ -123,4 +124,32 @@ test('a layer in an open file is read by the worker itself, with progress up to 
     [...seen].sort((x, y) => x - y),
     'progress only grows',
   );
+});
+
+test('zstd layers are decoded in the worker, from a stream and from an open file', async (t) => {
+  const dir = await tempDir(t);
+  const entries = Array.from({ length: 12 }, (_, i) => file(`z${i % 2}/f${i}`, `${i}`.repeat(90_000)));
+  const layer = execFileSync('zstd', ['-c', '-q'], { input: tarArchive(entries) });
+  const path = join(dir, 'layer.tar.zst');
+  await writeFile(path, layer);
+  await mkdir(join(dir, 'a'));
+  await mkdir(join(dir, 'b'));
+  const fromStream = await applyTar(chunks(layer, 1000), join(dir, 'a'), { mode: 'flat' });
+  assert.equal(fromStream.compression, 'zstd');
+  const handle = await open(path, 'r');
+  try {
+    const fromFile = await applyTar({ fd: handle.fd }, join(dir, 'b'), { mode: 'flat' });
+    assert.equal(fromFile.diffId, fromStream.diffId);
+  } finally {
+    await handle.close();
+  }
+  assert.equal(await readFile(join(dir, 'b/z1/f11'), 'utf8'), '11'.repeat(90_000));
+  // Corrupt data is the apply's error, with its kind, and the worker stays usable.
+  const bad = Buffer.from(layer);
+  bad[bad.length >> 1] = (bad[bad.length >> 1] as number) ^ 0xff;
+  await mkdir(join(dir, 'c'));
+  await assert.rejects(applyTar(chunks(bad, 1000), join(dir, 'c'), { mode: 'flat' }), {
+    kind: 'invalid-argument',
+    message: /not valid zstd data/,
+  });
 });

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
 import { gzipSync } from 'node:zlib';
 import {
   compressionOfMediaType,
@@ -83,6 +84,7 @@ test('gzip, zstd and plain layers give the same tar and diff ID', async () => {
     [tar, MEDIA_TYPE.ociLayer, 'none'],
     [gzipSync(tar), MEDIA_TYPE.ociLayerGzip, 'gzip'],
     [zstdRaw(tar), MEDIA_TYPE.ociLayerZstd, 'zstd'],
+    [execFileSync('zstd', ['-c', '-q', '-19'], { input: tar }), MEDIA_TYPE.ociLayerZstd, 'zstd'],
     [
       Buffer.concat([zstdRaw(tar.subarray(0, 1000)), zstdRaw(tar.subarray(1000))]),
       MEDIA_TYPE.ociLayerZstd,
@@ -132,7 +134,7 @@ test('a zstd bomb stops at the size limit', async () => {
 });
 
 test('zstd frames with oversized windows, bad data or a missing end are refused', async () => {
-  // Window descriptor exponent 21: a 2 GiB window, which fzstd would allocate up front.
+  // Window descriptor exponent 21: a 2 GiB window, over the decoder's 128 MiB limit.
   await assert.rejects(readLayer(zstdRaw(tar, 21 << 3)), {
     message: /window, more than the 134217728-byte limit/,
   });
@@ -141,6 +143,31 @@ test('zstd frames with oversized windows, bad data or a missing end are refused'
   const reserved = zstdRaw(tar);
   reserved[6] = (reserved[6] as number) | 0x06; // block type 3 is reserved
   await assert.rejects(readLayer(reserved), { kind: 'invalid-argument', message: /not valid zstd/ });
+});
+
+test('a frame that kept the old JavaScript decoder busy for 87 s is refused at once', async () => {
+  // Found by the fuzzer (target tar): a compressed block whose sequences write far beyond the block.
+  const frame = Buffer.from(
+    '28b52ffd640019d50700c0ca809b01b0c2ea4bbd011883a989c04da761002b52a082cfec4a5420058c9231018227bc07' +
+      '4441a24a6f691256d91cef7283406431d2d3ab925bff4ed3c4a64da5329f9963949835bd631898b2eebec2c0b88ce8a9' +
+      'caa6ab0ac5045ca29ac478c00a84ab74ae31b609947f3e440449e954b6fefafcf7ddcbdc6a3e9debe762601130a04129' +
+      '84aa4a26d366204f8a0ad401534165bd15923a5cc4aac7064cfddd3530d6820fd549c10628f5695e09a505d52f9412b2' +
+      '9b9aa294654c2f38094de926ae94322873f95a0c68263ba545957522d84773f61f18806d0e008060711d0c2114c50522' +
+      '57f696b439d41c54970144fbd93653d7fabf0891f53c485a',
+    'hex',
+  );
+  await assert.rejects(readLayer(frame), {
+    kind: 'invalid-argument',
+    message: /not valid zstd data: Data corruption/,
+  });
+});
+
+test('a consumer that stops early ends the decoder', async () => {
+  const big = Buffer.alloc(8 * 1024 * 1024, 0x61);
+  const layer = await openLayerStream(chunks(execFileSync('zstd', ['-c', '-q'], { input: big })));
+  const first = await layer.source.read(1024);
+  assert.equal(first.length, 1024);
+  await layer.source.close();
 });
 
 test('corrupt gzip data is a clear error', async () => {
