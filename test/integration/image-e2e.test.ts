@@ -106,20 +106,73 @@ test('an image written by umoci and pushed by skopeo is pulled and unpacked exac
   const details = await images.inspect(`${registry.host}/third-party/umoci:v1`);
   assert.ok(details.chainIds.length >= 2, 'umoci wrote at least two layers');
 
-  const mounts = await snapshotter.prepare('container-1', details.chainIds.at(-1));
-  const target = join(sandbox.root, 'mnt');
-  await mkdir(target);
-  await mountAll(mounts, target);
-  sandbox.trackMount(target);
-  try {
-    const expected = await describeTree(source);
-    const actual = await describeTree(target);
-    assert.deepEqual([...actual.keys()], [...expected.keys()], 'the same paths');
-    for (const [path, description] of expected) assert.equal(actual.get(path), description, path);
-    assert.equal(actual.has('srv/data/remove-later'), false);
-  } finally {
-    await unmount(target);
-  }
+  const expected = await describeTree(source);
+  const compareRoot = async (
+    which: string,
+    layers: typeof snapshotter,
+    chainId: string | undefined,
+  ): Promise<void> => {
+    const mounts = await layers.prepare(`container-${which}`, chainId);
+    const target = join(sandbox.root, `mnt-${which}`);
+    await mkdir(target);
+    await mountAll(mounts, target);
+    sandbox.trackMount(target);
+    try {
+      const actual = await describeTree(target);
+      assert.deepEqual([...actual.keys()], [...expected.keys()], `${which}: the same paths`);
+      for (const [path, description] of expected) assert.equal(actual.get(path), description, path);
+      assert.equal(actual.has('srv/data/remove-later'), false);
+    } finally {
+      await unmount(target);
+    }
+  };
+  await compareRoot('gzip', snapshotter, details.chainIds.at(-1));
+
+  // The same image with zstd layers. skopeo keeps compressed layers as they are, so: decompress
+  // into a dir: copy, compress with zstd into an OCI layout, push that keeping the OCI manifest
+  // (a Docker schema 2 manifest cannot carry zstd layers), to a registry of its own (skopeo would
+  // reuse the gzip blobs it already pushed to the first one for the same content).
+  const plain = join(sandbox.root, 'plain-layers');
+  const zstdLayout = join(sandbox.root, 'zstd-layout');
+  const skopeo = (...args: string[]) =>
+    execOk('skopeo', ['--insecure-policy', 'copy', '--quiet', ...args], { timeoutMs: 120_000 });
+  await skopeo('--dest-decompress', `oci:${layout}:img`, `dir:${plain}`);
+  await skopeo(
+    '--format',
+    'oci',
+    '--dest-compress',
+    '--dest-compress-format',
+    'zstd',
+    `dir:${plain}`,
+    `oci:${zstdLayout}:img`,
+  );
+  const zstdRegistry = await startRegistry();
+  t.after(() => zstdRegistry.stop());
+  const zstdName = `${zstdRegistry.host}/third-party/umoci:zstd`;
+  await skopeo(
+    '--format',
+    'oci',
+    '--dest-compress-format',
+    'zstd',
+    '--dest-tls-verify=false',
+    `oci:${zstdLayout}:img`,
+    `docker://${zstdName}`,
+  );
+  // A data root of its own, so every layer is unpacked again (from zstd).
+  const zstdRoot = join(sandbox.root, 'zstd-data');
+  const zstdSnapshotter = await openSnapshotter(zstdRoot, 'overlayfs');
+  const zstdImages = await ImageService.open({ dataRoot: zstdRoot, snapshotter: zstdSnapshotter });
+  await zstdImages.pull(zstdName);
+  const zstdDetails = await zstdImages.inspect(zstdName);
+  assert.deepEqual(zstdDetails.chainIds, details.chainIds, 'the same diff IDs from zstd layers');
+  const manifest = JSON.parse(
+    await execOk('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${zstdName}`]),
+  ) as { layers: Array<{ mediaType: string }> };
+  assert.ok(
+    manifest.layers.every((layer) => layer.mediaType.endsWith('+zstd')),
+    JSON.stringify(manifest),
+  );
+  await compareRoot('zstd', zstdSnapshotter, zstdDetails.chainIds.at(-1));
 
   // A second pull has nothing to do.
   const again: string[] = [];
