@@ -32,7 +32,7 @@ import type { Snapshotter } from '../snapshot/snapshotter.js';
 import { contentSource, download, extractIfArchive, isUrl } from './add.js';
 import { cacheKey, type BuildCache } from './cache.js';
 import { cacheRecords, type CacheRecord } from './cache-usage.js';
-import { ChecksumCache, combinedChecksum } from './checksum.js';
+import { contentSum, downloadName, downloadSum, OwnerNames, SourceHasher, sourcesHash } from './checksum.js';
 import {
   copyStream,
   DestinationView,
@@ -55,6 +55,7 @@ import {
   copyHistoryText,
   DEFAULT_SHELL,
   exposeHistoryText,
+  healthcheckHistoryText,
   nopCreatedBy,
   nopStringCreatedBy,
   setEnv,
@@ -274,7 +275,9 @@ export class Builder {
 }
 
 class BuildRun {
-  private readonly checksums = new ChecksumCache();
+  /** Host user and group names, for the hashes of files from images (COPY --from) and downloads. */
+  private readonly owners = new OwnerNames();
+  private readonly contextHasher: SourceHasher;
   private readonly controller = new AbortController();
   private readonly globalArgs = new Map<string, string>();
   private readonly consumedArgs = new Set<string>();
@@ -295,6 +298,7 @@ class BuildRun {
     /** Marks a cache key or cache mount as used by this build. */
     private readonly use: (key: string) => void,
   ) {
+    this.contextHasher = new SourceHasher(request.contextDir, 'context', this.owners);
     this.buildArgs = new Map(
       Object.entries(request.buildArgs ?? {}).filter((e): e is [string, string] => typeof e[1] === 'string'),
     );
@@ -880,7 +884,7 @@ class BuildRun {
           }
           config.Healthcheck = health;
         }
-        text = `HEALTHCHECK ${JSON.stringify(config.Healthcheck)}`;
+        text = healthcheckHistoryText(config.Healthcheck);
         break;
       }
       case 'ONBUILD':
@@ -1036,9 +1040,11 @@ class BuildRun {
               releases.push(mounted.release);
               return { root: mounted.root, what: `${from}` };
             })();
+      // The context's sums are kept for the whole build; an image's for this instruction.
+      const hasher =
+        from === undefined ? this.contextHasher : new SourceHasher(root.root, 'filesystem', this.owners);
       const sources: CopySource[] = [];
-      const parts: Array<{ name: string; checksum: string }> = [];
-      const matchedDirs = new Set<number>();
+      const hashes: string[] = [];
       const heredocs = new Map(instruction.heredocs.map((h) => [h.name, h]));
       for (const raw of instruction.sources) {
         const heredoc = heredocs.size > 0 ? heredocWord(raw) : undefined;
@@ -1050,17 +1056,21 @@ class BuildRun {
               )
             : doc.content;
           sources.push(contentSource(doc.name, content));
-          parts.push({ name: doc.name, checksum: `content:${Buffer.from(content).toString('base64')}` });
+          hashes.push(`file:${contentSum(doc.name, Buffer.from(content))}`);
           continue;
         }
         const pattern = this.word(state, instruction, raw);
         if (keyword === 'ADD' && isUrl(pattern)) {
           const downloaded = await download(pattern, this.tempDir('download'), this.controller.signal);
           sources.push(downloaded);
-          parts.push({
-            name: pattern,
-            checksum: await this.checksums.of((downloaded as { hostPath: string }).hostPath),
-          });
+          // dockerd's hash of a download carries no "file:" prefix.
+          hashes.push(
+            await downloadSum(
+              (downloaded as { hostPath: string }).hostPath,
+              downloadName(pattern),
+              this.owners,
+            ),
+          );
           continue;
         }
         const matched = await this.expand(instruction, () =>
@@ -1070,8 +1080,8 @@ class BuildRun {
         });
         for (const source of matched) {
           if (source.kind !== 'path') continue;
-          if (source.isDir) matchedDirs.add(parts.length);
-          parts.push({ name: source.name, checksum: await this.checksums.of(source.hostPath) });
+          // An ADDed archive is hashed as the "file" it is, although its content is a tree.
+          hashes.push(await hasher.source(source.name));
           if (keyword === 'ADD' && !source.isDir) {
             const extracted = await extractIfArchive(source.hostPath, source.name, this.tempDir('extract'));
             if (extracted) {
@@ -1082,11 +1092,9 @@ class BuildRun {
           sources.push(source);
         }
       }
-      // Named by what was matched: an ADDed archive is a "file" although its content is a tree.
-      const kind = parts.length === 1 ? (matchedDirs.has(0) ? 'dir' : 'file') : 'multi';
       const createdBy = nopStringCreatedBy(
         state.config.Shell,
-        copyHistoryText(keyword, { chown, chmod: chmodText }, `${kind}:${combinedChecksum(parts)}`, dest),
+        copyHistoryText(keyword, { chown, chmod: chmodText }, sourcesHash(hashes), dest),
       );
       await this.withCache(state, createdBy, [workdir], say, () =>
         this.layerStep(state, createdBy, state.config, async (_key, upper, lowers) => {

@@ -55,8 +55,13 @@ export async function* packContext(dir: string, options: PackOptions = {}): Asyn
   const ignored = ignoreMatcher(patterns);
   const always = new Set([DOCKERIGNORE, options.dockerfile ?? 'Dockerfile']);
   const reincludes = patterns.some((p) => p.startsWith('!'));
+  // Like the docker CLI: a file's second name is sent as a hardlink to the first, which the
+  // daemon's source hashes (checksum.ts) depend on.
+  const firstNames = new Map<string, string>();
   const walk = async function* (relative: string): AsyncGenerator<Buffer> {
-    const names = (await readdir(relative === '' ? dir : join(dir, relative))).sort();
+    const names = (await readdir(relative === '' ? dir : join(dir, relative))).sort((a, b) =>
+      Buffer.compare(Buffer.from(a), Buffer.from(b)),
+    );
     for (const name of names) {
       const path = relative === '' ? name : `${relative}/${name}`;
       const host = join(dir, path);
@@ -67,16 +72,24 @@ export async function* packContext(dir: string, options: PackOptions = {}): Asyn
       const base = {
         path,
         mode: stat.mode & 0o7777,
-        uid: stat.uid,
-        gid: stat.gid,
+        // The docker CLI sends everything as root's.
+        uid: 0,
+        gid: 0,
         mtime: Math.floor(stat.mtimeMs / 1000),
       };
       if (stat.isDirectory()) {
         if (!skip) yield* encodeTarHeader({ ...base, type: 'directory' });
         yield* walk(path);
       } else if (skip) continue;
-      else if (stat.isFile()) yield* fileBytes({ ...base, type: 'file' }, host, stat.size);
-      else if (stat.isSymbolicLink())
+      else if (stat.isFile()) {
+        const inode = `${stat.dev}:${stat.ino}`;
+        const first = stat.nlink > 1 ? firstNames.get(inode) : undefined;
+        if (first !== undefined) yield* encodeTarHeader({ ...base, type: 'hardlink', linkTarget: first });
+        else {
+          if (stat.nlink > 1) firstNames.set(inode, path);
+          yield* fileBytes({ ...base, type: 'file' }, host, stat.size);
+        }
+      } else if (stat.isSymbolicLink())
         yield* encodeTarHeader({ ...base, type: 'symlink', linkTarget: await readlink(host) });
       // Devices, fifos and sockets are not part of a build context.
     }

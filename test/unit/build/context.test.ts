@@ -11,7 +11,6 @@ import {
 } from '../../../src/build/context.js';
 import { packContext } from '../../../src/build/context-tar.js';
 import { cacheKey } from '../../../src/build/cache.js';
-import { ChecksumCache } from '../../../src/build/checksum.js';
 import { componentPattern, hasWildcard } from '../../../src/build/copy.js';
 import { parseMount } from '../../../src/build/mounts.js';
 import { OrderedOutput } from '../../../src/build/output.js';
@@ -80,21 +79,6 @@ test('a context packed by the client and unpacked by the daemon, .dockerignore a
     ),
     /the build context is not a valid tar archive/,
   );
-});
-
-test('content checksums ignore mtimes but see content and mode changes', async (t) => {
-  const root = await mkdtemp(join(tmpdir(), 'berth-checksum-'));
-  t.after(() => rm(root, { recursive: true, force: true }));
-  await writeFile(join(root, 'a'), 'one');
-  const first = await new ChecksumCache().of(root);
-  await writeFile(join(root, 'a'), 'one');
-  assert.equal(await new ChecksumCache().of(root), first, 'rewritten with the same content');
-  await writeFile(join(root, 'a'), 'two');
-  const changed = await new ChecksumCache().of(root);
-  assert.notEqual(changed, first);
-  const { chmod } = await import('node:fs/promises');
-  await chmod(join(root, 'a'), 0o755);
-  assert.notEqual(await new ChecksumCache().of(root), changed);
 });
 
 test('wildcards follow Go filepath.Match, one path component at a time', () => {
