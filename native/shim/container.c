@@ -25,6 +25,7 @@ struct init_state {
     int fifo;
     int start;      /* the start fifo opened for writing: held while startContainer HOOKs run */
     int created;
+    int started;    /* past WAIT_START: a HOOK's state has init's own pid (runc: getpid()) */
 };
 
 static void report(int chan, uint32_t index, const char *name, const struct failure *f)
@@ -77,7 +78,19 @@ static int wait_start(struct init_state *s, struct failure *f)
     s->start = open(path, O_WRONLY | O_CLOEXEC); /* blocks until `start` opens it for reading */
     int err = errno;
     close(s->fifo);
+    s->started = 1;
     return s->start < 0 ? fail(f, err, "opening the start fifo") : 0;
+}
+
+/* RUNTIME_HOOKS: init's mounts are made; the caller runs its prestart and createRuntime hooks (in
+ * its own namespaces, looking at /proc/<init>) while init waits here for the shim's `resume`. */
+static int runtime_hooks(struct init_state *s, struct failure *f)
+{
+    char answer[16];
+    if (send_msg(s->l->chan, "runtime-hooks", -1) < 0) return fail(f, errno, "asking for the runtime's hooks");
+    if (recv_msg(s->l->chan, answer, sizeof answer, NULL, 0) <= 0 || strcmp(answer, "resume") != 0)
+        return fail(f, ECANCELED, "waiting for the runtime's hooks");
+    return 0;
 }
 
 /* "0": go on; "1<message>" (one write, so it arrives whole): a startContainer hook failed. */
@@ -212,7 +225,8 @@ static int run_op(struct init_state *s, const struct plan_op *op, struct failure
         if (op_seccomp(op, &listener, f) < 0) return -1;
         return listener < 0 ? 0 : hand_over_listener(s, listener, f);
     }
-    case OP_HOOK: return op_hook(op, s->host_pid, f);
+    case OP_HOOK: return op_hook(op, s->started ? getpid() : s->host_pid, f);
+    case OP_RUNTIME_HOOKS: return runtime_hooks(s, f);
     case OP_OPEN_START_FIFO:
         s->fifo = fd_above(open(a[0].s, O_PATH | O_CLOEXEC), fd_floor(s->l));
         return s->fifo < 0 ? fail(f, errno, "opening %s", a[0].s) : 0;

@@ -163,10 +163,10 @@ static int run_hook(const struct plan_op *op, const char *state, int in[2], int 
     return fail(f, 0, "%s hook %s exited with %d%s%s", name, path, WEXITSTATUS(status), sep, output);
 }
 
-int op_hook(const struct plan_op *op, pid_t host_pid, struct failure *f)
+int op_hook(const struct plan_op *op, pid_t pid, struct failure *f)
 {
     unsigned first_state = HOOK_FIXED_FIELDS + (unsigned)op->f[3].n + (unsigned)op->f[4].n;
-    char *state = join_pid(op->f + first_state, op->nfields - first_state, host_pid);
+    char *state = join_pid(op->f + first_state, op->nfields - first_state, pid);
     int in[2] = {-1, -1}, out[2] = {-1, -1}, r;
     if (!state) r = fail(f, ENOMEM, "%s hook %s", op->f[0].s, op->f[1].s);
     else if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0)

@@ -165,22 +165,30 @@ static void kill_init(pid_t init)
     }
 }
 
+int sync_fd_now(void) { return sync_fd; }
+
+/* Reads a byte at a time so nothing after the line is taken from the caller's stream. */
+int sync_read_line(char *buf, size_t size)
+{
+    size_t len = 0;
+    while (sync_fd >= 0 && len < size - 1) {
+        ssize_t n = read(sync_fd, buf + len, 1);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        if (buf[len] == '\n') {
+            buf[len] = 0;
+            return 0;
+        }
+        len++;
+    }
+    return -1;
+}
+
 /* The caller's answer to `pid N`: "go", or anything else (abort, EOF) to give up. */
 static int wait_for_go(void)
 {
     char line[16];
-    size_t len = 0;
-    while (sync_fd >= 0 && len < sizeof line - 1) {
-        ssize_t n = read(sync_fd, line + len, 1);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) break;
-        if (line[len] == '\n') {
-            line[len] = 0;
-            return strcmp(line, "go") == 0;
-        }
-        len++;
-    }
-    return 0;
+    return sync_read_line(line, sizeof line) == 0 && strcmp(line, "go") == 0;
 }
 
 static int detach_stdio(void)

@@ -22,6 +22,7 @@ struct state {
     int chan, master, in_open, raw;
     struct termios saved;
     int created, failed, exec_failed;
+    int paused, aborted; /* RUNTIME_HOOKS: init waits for the caller's answer; the caller said abort */
     int reaped, status;
 };
 
@@ -71,6 +72,25 @@ static void hand_to_listener(struct state *s, int fd)
     send_msg(s->chan, answer, -1);
 }
 
+static void abort_init(struct state *s)
+{
+    s->paused = 0;
+    s->aborted = 1;
+    kill(s->c->init, SIGKILL);
+}
+
+/* The caller's answer to `runtime-hooks`: `resume` lets init go on; anything else (abort, EOF) ends it. */
+static void on_caller(struct state *s)
+{
+    char line[16];
+    if (sync_read_line(line, sizeof line) < 0 || strcmp(line, "resume") != 0) {
+        abort_init(s);
+        return;
+    }
+    s->paused = 0;
+    if (s->chan >= 0) send_msg(s->chan, "resume", -1);
+}
+
 /* 1: a message was handled; 0: none waiting; -1: the channel is closed. */
 static int on_message(struct state *s)
 {
@@ -100,7 +120,11 @@ static int on_message(struct state *s)
         return 1;
     }
     if (fd >= 0) close(fd);
-    if (strcmp(buf, "created") == 0) {
+    if (strcmp(buf, "runtime-hooks") == 0) {
+        s->paused = 1;
+        sync_line("runtime-hooks");
+        if (sync_fd_now() < 0) abort_init(s); /* nobody left to run the hooks */
+    } else if (strcmp(buf, "created") == 0) {
         s->created = 1;
         sync_line("created");
         if (s->c->wait_start) sync_close();
@@ -196,9 +220,10 @@ int monitor_run(const struct monitor_config *c)
     while (!s.reaped) {
         if (!dropped && (s.chan < 0 || (s.created && c->wait_start))) /* set-up is over: from here on it waits */
             dropped = dl_iterate_phdr(drop_readonly_pages, NULL);
-        struct pollfd pfd[4 + IO_POLL_MAX] = {{.fd = c->sigfd, .events = POLLIN}};
-        int n = 1, ichan = -1, imaster = -1, iin = -1;
+        struct pollfd pfd[5 + IO_POLL_MAX] = {{.fd = c->sigfd, .events = POLLIN}};
+        int n = 1, ichan = -1, imaster = -1, iin = -1, icaller = -1;
         if (s.chan >= 0) ichan = n, pfd[n++] = (struct pollfd){.fd = s.chan, .events = POLLIN};
+        if (s.paused) icaller = n, pfd[n++] = (struct pollfd){.fd = sync_fd_now(), .events = POLLIN};
         if (s.master >= 0) imaster = n, pfd[n++] = (struct pollfd){.fd = s.master, .events = POLLIN};
         if (s.master >= 0 && s.in_open) iin = n, pfd[n++] = (struct pollfd){.fd = 0, .events = POLLIN};
         int iio = n;
@@ -210,6 +235,7 @@ int monitor_run(const struct monitor_config *c)
         }
         if (pfd[0].revents) on_signal(&s);
         if (ichan >= 0 && pfd[ichan].revents) on_message(&s);
+        if (icaller >= 0 && pfd[icaller].revents) on_caller(&s);
         if (imaster >= 0 && pfd[imaster].revents && !copy(s.master, 1)) {
             close(s.master);
             s.master = -1;
@@ -232,6 +258,10 @@ int monitor_run(const struct monitor_config *c)
     /* Before `created` the caller learns of a failure on fd 4 and no container ever existed; after
      * it (a failure past WAIT_START) the exit file is the caller's only record. */
     if (s.failed && !s.created) return 1;
+    if (s.aborted) {
+        shim_log("aborted by the caller");
+        return 1;
+    }
     int code = WIFEXITED(s.status) ? WEXITSTATUS(s.status) : 128 + WTERMSIG(s.status);
     int sig = WIFSIGNALED(s.status) ? WTERMSIG(s.status) : 0;
     if (!s.created && !s.exec_failed) {

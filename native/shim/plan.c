@@ -67,6 +67,7 @@ static const struct op_spec {
     {OP_MKDIR_IN_ROOT, "MKDIR_IN_ROOT", "ssn"},
     {OP_UNSHARE, "UNSHARE", "n"},
     {OP_HOOK, "HOOK", "ssnnns+"},
+    {OP_RUNTIME_HOOKS, "RUNTIME_HOOKS", ""},
 };
 
 static const struct op_spec *spec_of(unsigned code)
@@ -259,7 +260,8 @@ static int check(const struct plan *plan, struct plan_error *err)
         unsigned code = plan->ops[i].code;
         int once = code < OP_FIRST_CONTAINER ? code != OP_JOIN_NS && code != OP_CGROUP_JOIN
                                              : code == OP_EXEC || code == OP_OPEN_START_FIFO || code == OP_WAIT_START ||
-                                                   code == OP_SETUP_TERMINAL || code == OP_PRESERVE_FDS;
+                                                   code == OP_SETUP_TERMINAL || code == OP_PRESERVE_FDS ||
+                                                   code == OP_RUNTIME_HOOKS;
         if (once && first[code] >= 0)
             return seterr(err, i, "op %u (%s): may appear only once (also op %d)", i, op_name(code), first[code]), -1;
         if (first[code] < 0) first[code] = (int)i;
@@ -381,6 +383,10 @@ static int check(const struct plan *plan, struct plan_error *err)
         case OP_WAIT_START:
             if (first[OP_OPEN_START_FIFO] < 0 || (uint32_t)first[OP_OPEN_START_FIFO] > i)
                 return seterr(err, i, "op %u (%s): needs an earlier OPEN_START_FIFO", i, name), -1;
+            break;
+        case OP_RUNTIME_HOOKS: /* the caller stops listening on fd 4 at WAIT_START's `created` */
+            if (first[OP_WAIT_START] >= 0 && (uint32_t)first[OP_WAIT_START] < i)
+                return seterr(err, i, "op %u (%s): must come before WAIT_START", i, name), -1;
             break;
         case OP_SETUP_TERMINAL:
             if (first[OP_CONSOLE_SOCKET] < 0 && first[OP_TERMINAL_PROXY] < 0)

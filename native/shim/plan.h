@@ -62,8 +62,9 @@ enum op_code {
     OP_MKDIR_IN_ROOT = 127,
     OP_UNSHARE = 128,
     OP_HOOK = 129,
+    OP_RUNTIME_HOOKS = 130,
     OP_FIRST_CONTAINER = 100,
-    OP_LAST = OP_HOOK,
+    OP_LAST = OP_RUNTIME_HOOKS,
 };
 
 /* LOG_JSON_FILE keeps at most this many files (Docker's max-file). */

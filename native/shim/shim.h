@@ -61,6 +61,8 @@ int cmd_launch(void);
 /* launch.c: lines to the caller (fd 4, else stderr) and the log file. */
 void sync_line(const char *line);
 void sync_close(void);
+int sync_fd_now(void);                 /* fd 4 while it is open, else -1 */
+int sync_read_line(char *buf, size_t size); /* one line from the caller, without '\n'; -1 at EOF or error */
 void shim_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* container.c: child1 and init; neither returns. */
@@ -89,8 +91,8 @@ int op_seccomp(const struct plan_op *op, int *listener, struct failure *f); /* *
 int become_ns_root(struct failure *f);
 int op_setup_terminal(struct launch *l, struct failure *f);
 
-/* hooks.c: runs one OCI hook (HOOK op) as a child of init and waits for it; host_pid goes into its state. */
-int op_hook(const struct plan_op *op, pid_t host_pid, struct failure *f);
+/* hooks.c: runs one OCI hook (HOOK op) as a child of init and waits for it; pid goes into its state. */
+int op_hook(const struct plan_op *op, pid_t pid, struct failure *f);
 
 /* terminal.c, shim side of TERMINAL_PROXY. */
 int term_raw(int fd, struct termios *saved); /* 1 when fd is a tty that was made raw */

@@ -411,6 +411,9 @@ export function buildCreatePlan(spec: Spec, options: CreatePlanOptions): PlanOp[
     if (hasDevpts) plan.push(ops.symlinkInRoot(root, '/dev/ptmx', 'pts/ptmx'));
   }
   plan.push(ops.openStartFifo(join(options.stateDir, 'exec.fifo')));
+  // runc's point for prestart and createRuntime hooks: the mounts and devices are made (a hook sees
+  // them in /proc/<pid>/root), pivot_root is ahead. The runtime runs them while init waits here.
+  if (spec.hooks?.prestart?.length || spec.hooks?.createRuntime?.length) plan.push(ops.runtimeHooks());
   // In the container's namespaces once its mounts are made, with the host's paths still in view.
   plan.push(...hookOps('createContainer', spec.hooks?.createContainer, info));
   if (newMountNs) plan.push(options.noPivot ? ops.moveRoot(root) : ops.pivotRoot(root));

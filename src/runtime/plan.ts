@@ -61,6 +61,8 @@ export const OP = {
   MKDIR_IN_ROOT: 127,
   UNSHARE: 128,
   HOOK: 129,
+  // init waits while the runtime runs its prestart and createRuntime hooks (docs/shim-plan.md, RUNTIME_HOOKS).
+  RUNTIME_HOOKS: 130,
 } as const;
 
 export type OpName = keyof typeof OP;
@@ -237,6 +239,7 @@ export const ops = {
       ],
     };
   },
+  runtimeHooks: (): PlanOp => ({ op: OP.RUNTIME_HOOKS, fields: [] }),
   exec: (args: string[], env: string[]): PlanOp => ({
     op: OP.EXEC,
     fields: [{ n: args.length }, ...args.map((s) => ({ s })), ...env.map((s) => ({ s }))],

@@ -242,10 +242,13 @@ export class Runtime {
       } else {
         await this.store.save(record);
         const state = toOciState(record, 'creating');
-        await runHooks('prestart', hooks.prestart, state);
-        await runHooks('createRuntime', hooks.createRuntime, state);
-        // createContainer hooks are HOOK ops of the plan: init runs them in the container's namespaces.
-        await shim.proceed();
+        // As in runc, prestart and createRuntime hooks run here, in the runtime's namespaces, once
+        // init has made its mounts and before pivot_root (init waits at its RUNTIME_HOOKS op).
+        // createContainer hooks are HOOK ops after it: init runs them in the container's namespaces.
+        await shim.proceed(async () => {
+          await runHooks('prestart', hooks.prestart, state);
+          await runHooks('createRuntime', hooks.createRuntime, state);
+        });
       }
       if (options.pidFile) await writeFileAtomic(options.pidFile, String(shim.pid), { durable: false });
       if (!options.foreground) shim.release();
@@ -264,7 +267,9 @@ export class Runtime {
 
   private async poststop(record: ContainerRecord): Promise<void> {
     try {
-      await runHooks('poststop', record.config.hooks?.poststop, toOciState(record, 'stopped'));
+      // No pid: the process is gone (runc leaves it out too).
+      const { pid: _gone, ...state } = toOciState(record, 'stopped');
+      await runHooks('poststop', record.config.hooks?.poststop, state);
     } catch (err) {
       this.warn(describeError(err));
     }

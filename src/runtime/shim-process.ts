@@ -102,8 +102,11 @@ export interface ShimHandle {
   child: ChildProcess;
   /** The container process (init, or the exec'd process). */
   pid: number;
-  /** Let the process run its operations; resolves at `created`. */
-  proceed(): Promise<void>;
+  /**
+   * Let the process run its operations; resolves at `created`. At a RUNTIME_HOOKS op init waits
+   * until `runtimeHooks` resolves (a rejection is passed on: the caller then aborts).
+   */
+  proceed(runtimeHooks?: () => Promise<void>): Promise<void>;
   /** Kill the process and make the shim exit. */
   abort(): Promise<void>;
   /** Resolves with the shim's exit code (the container's, in foreground mode). */
@@ -205,9 +208,14 @@ async function handshake(
     pid,
     exited,
     nextLine: () => reader.next(),
-    async proceed() {
+    async proceed(runtimeHooks) {
       sync.write('go\n');
-      const line = await reader.next();
+      let line = await reader.next();
+      if (line === 'runtime-hooks') {
+        await runtimeHooks?.();
+        sync.write('resume\n');
+        line = await reader.next();
+      }
       if (line === 'created') return;
       if (line === undefined) {
         const code = await exited;

@@ -295,6 +295,30 @@ test('createContainer hooks run in init just before pivot_root, startContainer h
   assert.equal(JSON.parse(start.state.join('7')).status, 'created');
 });
 
+test('prestart and createRuntime hooks pause init once its mounts and devices are made, before createContainer hooks', async (t) => {
+  const dir = await bundle(t);
+  const plain = defaultSpec({ terminal: false });
+  plain.hooks = { createContainer: [{ path: '/bin/create' }], poststart: [{ path: '/bin/poststart' }] };
+  assert.ok(!names(build(plain, dir)).includes('RUNTIME_HOOKS'), 'only when there is a hook to run there');
+  for (const hooks of [{ prestart: [{ path: '/bin/p' }] }, { createRuntime: [{ path: '/bin/c' }] }]) {
+    const spec = defaultSpec({ terminal: false });
+    spec.hooks = { ...hooks, createContainer: [{ path: '/bin/create' }] };
+    const order = names(build(spec, dir));
+    const at = order.indexOf('RUNTIME_HOOKS');
+    assert.equal(order.lastIndexOf('RUNTIME_HOOKS'), at, 'once');
+    assert.ok(at > order.lastIndexOf('MOUNT_IN_ROOT'), 'after every mount');
+    assert.ok(
+      at > order.lastIndexOf('MKNOD_IN_ROOT') && at > order.lastIndexOf('SYMLINK_IN_ROOT'),
+      'after the devices',
+    );
+    assert.deepEqual(
+      order.slice(at, at + 3),
+      ['RUNTIME_HOOKS', 'HOOK', 'PIVOT_ROOT'],
+      'then createContainer, pivot_root',
+    );
+  }
+});
+
 test('a SCMP_ACT_NOTIFY filter: its listener op carries the container process state, and it loads before WAIT_START', async (t) => {
   const dir = await bundle(t);
   const spec = defaultSpec({ terminal: false });

@@ -71,6 +71,7 @@ const everyOp: PlanOp[] = [
   ops.symlinkInRoot('/rootfs', '/dev/fd', '/proc/self/fd'),
   ops.mkdirInRoot('/rootfs', '/run/lock', 0o1777),
   ops.openStartFifo('/run/c/exec.fifo'),
+  ops.runtimeHooks(),
   ops.pivotRoot('/rootfs'),
   ops.moveRoot('/rootfs'),
   ops.maskPath('/proc/kcore'),
@@ -241,6 +242,15 @@ test('plans that could not be launched are rejected before anything runs', () =>
     /op 1 \(EXIT_FILE\): may appear only once \(also op 0\)$/m,
   );
   assertRejected(withExec(ops.waitStart()), /op 0 \(WAIT_START\): needs an earlier OPEN_START_FIFO$/m);
+  assertRejected(
+    withExec(ops.runtimeHooks(), ops.runtimeHooks()),
+    /op 1 \(RUNTIME_HOOKS\): may appear only once \(also op 0\)$/m,
+  );
+  // The caller no longer listens on the sync channel once WAIT_START has said `created`.
+  assertRejected(
+    withExec(ops.openStartFifo('/f'), ops.waitStart(), ops.runtimeHooks()),
+    /op 2 \(RUNTIME_HOOKS\): must come before WAIT_START$/m,
+  );
   assertRejected(
     withExec(ops.cloneIntoCgroup('/a'), ops.cloneIntoCgroup('/b')),
     /op 1 \(CLONE_INTO_CGROUP\): may appear only once \(also op 0\)$/m,
