@@ -32,6 +32,15 @@ export class ContainerNetworking {
   }
 
   /**
+   * Whether a container gets no network at all: the default mode while the daemon runs without a
+   * default bridge (`bridge: "none"`), where Docker sets the container's NetworkDisabled.
+   */
+  noDefaultNetwork(hostConfig: HostConfig): boolean {
+    const mode = hostConfig.NetworkMode;
+    return (!mode || mode === 'default') && !this.networks.defaultBridgeEnabled;
+  }
+
+  /**
    * At create: the networks the container will join, by name, with the endpoint settings the
    * client asked for. Unknown networks fail like Docker's (404).
    */
@@ -40,41 +49,46 @@ export class ContainerNetworking {
     endpoints: Record<string, EndpointSettings> | null | undefined,
   ): Record<string, EndpointSettings> {
     const result: Record<string, EndpointSettings> = {};
-    const primary = modeNetworkName(hostConfig.NetworkMode);
+    const primary = this.noDefaultNetwork(hostConfig) ? undefined : modeNetworkName(hostConfig.NetworkMode);
     const given = Object.entries(endpoints ?? {});
     if (primary === undefined) {
       // host, none, container:<id>: Docker accepts no other endpoints at create.
-      if (given.length > 0 && given.some(([name]) => name !== hostConfig.NetworkMode))
+      const mode = hostConfig.NetworkMode || 'default';
+      if (given.some(([name]) => name !== mode))
         throw invalidArgument(
           `container cannot be connected to multiple networks with one of the networks in private (none) mode`,
         );
       return result;
     }
-    const network = this.networks.get(primary);
+    // Like dockerd, a network that does not exist fails the start, not the create: the docker CLI
+    // takes a 404 from create for a missing image and would try to pull it.
+    const network = this.networks.find(primary);
     // Clients key the primary endpoint by the mode as given (`default`, a name or an ID).
     const modeKey = hostConfig.NetworkMode || 'default';
-    const primarySettings = endpoints?.[modeKey] ?? endpoints?.[primary] ?? endpoints?.[network.name] ?? {};
-    result[network.name] = this.checkEndpoint(network, primarySettings);
+    const primarySettings =
+      endpoints?.[modeKey] ?? endpoints?.[primary] ?? (network ? endpoints?.[network.name] : undefined) ?? {};
+    result[network?.name ?? primary] = this.checkEndpoint(network, primarySettings);
     for (const [name, settings] of given) {
       if (name === modeKey || name === 'default') continue;
-      const other = this.networks.get(name);
-      if (other.name in result) continue;
-      if (other.driver !== 'bridge' && other.driver !== 'cni')
+      const other = this.networks.find(name);
+      if ((other?.name ?? name) in result) continue;
+      if (other && other.driver !== 'bridge' && other.driver !== 'cni')
         throw invalidArgument(
           `container cannot be connected to network "${other.name}" of driver ${other.driver} together with others`,
         );
-      result[other.name] = this.checkEndpoint(other, settings ?? {});
+      result[other?.name ?? name] = this.checkEndpoint(other, settings ?? {});
     }
     return result;
   }
 
-  private checkEndpoint(network: NetworkRecord, settings: EndpointSettings): EndpointSettings {
+  /** The endpoint settings kept for a network; checked against it when it exists already. */
+  private checkEndpoint(network: NetworkRecord | undefined, settings: EndpointSettings): EndpointSettings {
     const staticIp = settings.IPAMConfig?.IPv4Address || settings.IPAMConfig?.IPv6Address;
-    if (staticIp && !network.userSubnets)
+    if (staticIp && network && !network.userSubnets)
       throw invalidArgument(
         'user specified IP address is supported only when connecting to networks with user configured subnets',
       );
-    if (network.isDefault && (settings.Aliases ?? []).length > 0)
+    if (network?.isDefault && (settings.Aliases ?? []).length > 0)
       throw invalidArgument('network-scoped alias is supported only for containers in user defined networks');
     return {
       ...(settings.IPAMConfig ? { IPAMConfig: settings.IPAMConfig } : {}),

@@ -222,6 +222,7 @@ export class Engine {
     const config = mergeImageConfig(configIn as ContainerConfig, image.imageConfig.config);
     const args = processArgs(config);
     const networks = this.options.networking.requestedNetworks(hostConfig, networkingConfig?.EndpointsConfig);
+    if (this.options.networking.noDefaultNetwork(hostConfig)) config.NetworkDisabled = true;
     ContainerNetworking.checkPorts(hostConfig, Object.keys(config.ExposedPorts ?? {}));
     const id = randomBytes(32).toString('hex');
     const volumes = await this.createVolumes(config, hostConfig);

@@ -24,7 +24,7 @@ import { createHash } from 'node:crypto';
 export interface NetworkManagerOptions {
   dataRoot: string;
   execRoot: string;
-  /** The default network's bridge device, its address (`bip`) and MTU. */
+  /** The default network's bridge device (`none`: no default network), its address (`bip`) and MTU. */
   defaultBridge: { name: string; bip?: string; mtu: number };
   addressPools: AddressPool[];
   /** nftables table of this daemon (tests run several daemons side by side). */
@@ -146,14 +146,22 @@ export class NetworkManager {
     return [...(this.endpoints.get(networkId)?.values() ?? [])];
   }
 
+  /**
+   * Whether the daemon has its default `bridge` network: dockerd's `bridge: "none"` (`-b none`)
+   * disables it, and containers without a network then get none.
+   */
+  get defaultBridgeEnabled(): boolean {
+    return this.options.defaultBridge.name !== 'none';
+  }
+
   private async ensurePredefined(): Promise<void> {
     const { name: bridge, bip, mtu } = this.options.defaultBridge;
     const existing = this.store.find('bridge');
-    if (existing && existing.bridge !== bridge) {
+    if (existing && (existing.bridge !== bridge || !this.defaultBridgeEnabled)) {
       // The daemon's bridge name changed: the record follows the configuration.
       await this.store.remove(existing.id);
     }
-    if (!this.store.find('bridge')) {
+    if (this.defaultBridgeEnabled && !this.store.find('bridge')) {
       const pools = bip ? [bipPool(bip)] : await this.planPools({});
       this.planned.set('bridge', pools);
       await this.store.save({

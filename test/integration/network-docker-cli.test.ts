@@ -22,9 +22,9 @@ interface Daemon {
   cg: string[];
 }
 
-async function daemonWithBusybox(t: TestContext): Promise<Daemon> {
+async function daemonWithBusybox(t: TestContext, config?: Record<string, unknown>): Promise<Daemon> {
   const sandbox = await createSandbox(t);
-  const berthd = await startBerthd(t, sandbox);
+  const berthd = await startBerthd(t, sandbox, config ? { config } : {});
   const run = (args: string[]): ReturnType<typeof docker> => docker(sandbox, berthd.dockerHost, args);
   const ok = async (args: string[]): Promise<string> => {
     const result = await run(args);
@@ -92,6 +92,52 @@ test('the default bridge: an address from the pool, a default route, container t
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   assert.ok(!links.includes(`vb${server.slice(0, 10)}`), 'no veth left behind');
+});
+
+test('bridge "none" in daemon.json: no default network, containers without one get only loopback', async (t) => {
+  const { ok, run, cg } = await daemonWithBusybox(t, { bridge: 'none' });
+  assert.deepEqual((await ok(['network', 'ls', '--format', '{{.Name}}'])).split('\n').sort(), [
+    'host',
+    'none',
+  ]);
+  const inspect = await run(['network', 'inspect', 'bridge']);
+  assert.notEqual(inspect.code, 0);
+  assert.match(inspect.stderr, /network bridge not found/);
+  const links = await ok(['run', '--rm', ...cg, 'busybox', 'ip', '-o', 'link']);
+  assert.deepEqual(
+    links.split('\n').map((line) => line.split(':')[1]?.trim()),
+    ['lo'],
+    links,
+  );
+  const id = await ok(['create', ...cg, 'busybox', 'true']);
+  const config = JSON.parse(await ok(['inspect', id])) as Array<{
+    Config: { NetworkDisabled?: boolean };
+    HostConfig: { NetworkMode: string };
+    NetworkSettings: { Networks: Record<string, unknown> };
+  }>;
+  assert.equal(config[0]?.Config.NetworkDisabled, true);
+  assert.deepEqual(config[0]?.NetworkSettings.Networks, {});
+  const explicit = await run(['run', '--rm', ...cg, '--network', 'bridge', 'busybox', 'true']);
+  assert.notEqual(explicit.code, 0);
+  assert.match(explicit.stderr, /network bridge not found/);
+  // No device is made for the word "none"; user-defined networks still work.
+  assert.equal((await execProgram('ip', ['link', 'show', 'none'])).code !== 0, true, 'no link named none');
+  await ok(['network', 'create', 'own']);
+  const own = await ok([
+    'run',
+    '--rm',
+    ...cg,
+    '--network',
+    'own',
+    'busybox',
+    'ip',
+    '-o',
+    '-4',
+    'addr',
+    'show',
+    'eth0',
+  ]);
+  assert.match(own, /inet \d+\.\d+\.\d+\.\d+\//);
 });
 
 test('user-defined networks: DNS by name, alias and short id; isolation between networks', async (t) => {
@@ -225,6 +271,15 @@ test('network create options: --subnet, --gateway, --ip, --internal, duplicates 
   ]);
   assert.notEqual(unknown.code, 0);
   assert.match(unknown.stderr, /network nowhere not found/);
+  // As with dockerd, the create succeeds and the start fails (a 404 from create would make the
+  // docker CLI pull the image), so nothing is pulled even without --pull never.
+  const created = await ok(['create', ...cg, '--network', 'nowhere', 'busybox', 'true']);
+  const start = await run(['start', created]);
+  assert.notEqual(start.code, 0);
+  assert.match(start.stderr, /network nowhere not found/);
+  assert.doesNotMatch(start.stderr + unknown.stderr, /Pulling/);
+  await ok(['network', 'create', 'nowhere']);
+  await ok(['start', '-a', created]);
 });
 
 test('published ports: -p to 127.0.0.1, -P, docker port, conflicts, rules removed at exit', async (t) => {
