@@ -222,6 +222,7 @@ export const commands: Record<string, CommandDef> = {
       const compact = !quiet && (progress === 'tty' || (progress === 'auto' && ctx.stdout.isTTY === true));
       const display = compact ? new CompactDisplay(ctx, ctx.stdout.columns ?? 80) : undefined;
       let id: string | undefined;
+      let streamId: string | undefined;
       for await (const message of readJsonMessages(res)) {
         if (message.error !== undefined || message.errorDetail !== undefined) {
           display?.end();
@@ -229,11 +230,15 @@ export const commands: Record<string, CommandDef> = {
         }
         const aux = message.aux as { ID?: string } | undefined;
         if (aux?.ID !== undefined) id = aux.ID;
+        // dockerd's classic builder sends no aux ID: quiet, its one stream line is the ID; else the
+        // ID is in "Successfully built <id>" (the docker CLI reads both).
+        if (message.stream !== undefined) streamId = builtImageId(message.stream, quiet) ?? streamId;
         if (message.stream === undefined || quiet) continue;
         if (display) display.text(message.stream);
         else ctx.out(message.stream);
       }
       display?.end();
+      id ??= streamId;
       if (id === undefined) throw new CommandError('the daemon did not report the built image');
       if (quiet) ctx.out(`${id}\n`);
       const iidfile = flagValue(args, 'iidfile');
@@ -242,3 +247,11 @@ export const commands: Record<string, CommandDef> = {
     },
   },
 };
+
+/** The image ID in a stream line of a builder that sends no aux ID, if the line carries it. */
+function builtImageId(stream: string, quiet: boolean): string | undefined {
+  const match = quiet
+    ? /^(sha256:[0-9a-f]{64})\s*$/.exec(stream)
+    : /^Successfully built ([0-9a-f]{12,64})\s*$/.exec(stream);
+  return match?.[1];
+}

@@ -357,6 +357,34 @@ test('errors inside a progress stream fail the command with their message', asyn
   assert.equal(result.stderr, 'denied: requested access to the resource is denied\n');
 });
 
+test('build against a classic builder without aux IDs (dockerd) finds the image ID in the stream', async (t) => {
+  const fake = await startFake(t);
+  const id = `sha256:${'ab'.repeat(32)}`;
+  const json = (messages: object[]) => ({
+    headers: { 'Content-Type': 'application/json' },
+    chunks: messages.map((m) => JSON.stringify(m) + '\r\n'),
+  });
+  fake.route('POST', /^\/build$/, (req) =>
+    req.query.get('q') === '1'
+      ? json([{ stream: `${id}\n` }])
+      : json([{ stream: 'Step 1/1 : FROM busybox\n' }, { stream: 'Successfully built abababababab\n' }]),
+  );
+  const dir = await tempDir(t);
+  await writeFile(join(dir, 'Dockerfile'), 'FROM busybox\n');
+  const quiet = await runBerth(fake.host, ['build', '-q', dir]);
+  assert.equal(quiet.code, 0, quiet.stderr);
+  assert.equal(quiet.stdout, `${id}\n`);
+  const iidfile = join(dir, 'iid');
+  const plain = await runBerth(fake.host, ['build', '--iidfile', iidfile, dir]);
+  assert.equal(plain.code, 0, plain.stderr);
+  assert.equal(await readFile(iidfile, 'utf8'), 'abababababab');
+  // Neither: the missing ID is an error, as before.
+  fake.route('POST', /^\/build$/, () => json([{ stream: 'Step 1/1 : FROM busybox\n' }]));
+  const none = await runBerth(fake.host, ['build', dir]);
+  assert.equal(none.code, 1);
+  assert.match(none.stderr, /did not report the built image/);
+});
+
 test('buildx is refused with a clear error and no request', async (t) => {
   const fake = await startFake(t);
   const result = await runBerth(fake.host, ['buildx', 'ls']);
