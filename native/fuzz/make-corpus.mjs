@@ -116,3 +116,16 @@ write('bad-filter-no-listener.bin', encodePlan([notifyFilter, exec]));
 write('bad-listener-relative.bin', encodePlan([ops.seccompListener('agent.sock', ['{}']), notifyFilter, exec]));
 write('bad-hook-relative.bin', encodePlan([ops.hook('startContainer', { path: 'hook' }, ['{}']), exec]));
 write('bad-hook-no-state.bin', encodePlan([ops.hook('startContainer', { path: '/hook' }, []), exec]));
+write(
+  'valid-runtime-hooks.bin',
+  encodePlan([
+    ops.mountInRoot('/rootfs', '/proc', 'proc', 'proc', 0xen, '', 1),
+    ops.openStartFifo('/run/c/exec.fifo'),
+    ops.runtimeHooks(),
+    ops.hook('createContainer', { path: '/hook' }, ['{"status":"creating","pid":', '}']),
+    ops.waitStart(),
+    exec,
+  ]),
+);
+write('bad-runtime-hooks-twice.bin', encodePlan([ops.runtimeHooks(), ops.runtimeHooks(), exec]));
+write('bad-runtime-hooks-after-start.bin', encodePlan([ops.waitStart(), ops.runtimeHooks(), exec]));
