@@ -1,7 +1,8 @@
 /**
  * `npm run bench [-- --quick] [scenario...]`: sets up berthd and the reference engines (runc,
  * crun, dockerd, podman), runs every scenario, tears everything down, and writes
- * bench/results/<time>.json, bench/results/latest.md and bench/results/latest.svg.
+ * bench/results/<time>.json, bench/results/latest.md and bench/results/latest.svg (a run of some
+ * scenarios replaces theirs in the newest full run's report: lib/merge.ts).
  * --quick runs each scenario once against berth only (a smoke test; nothing installed or written).
  */
 import { mkdtemp, mkdir, rm, writeFile, readdir, rmdir } from 'node:fs/promises';
@@ -11,6 +12,7 @@ import { cleanupAll, cleanupOnSignals, onCleanup } from './lib/cleanup.js';
 import { kernelAndCpu, unmountUnder } from './lib/host.js';
 import { RESULTS_DIR } from './lib/paths.js';
 import { setupEngines } from './lib/references.js';
+import { mergeResults, newestFullRun } from './lib/merge.js';
 import { markdown } from './lib/report.js';
 import type { Scenario, ScenarioResult } from './lib/scenario.js';
 import { ratioChart } from './lib/svg.js';
@@ -95,21 +97,31 @@ async function main(): Promise<void> {
     ...(await kernelAndCpu()),
   };
   const time = new Date().toISOString();
-  const chart = ratioChart(
-    `berth benchmark ratios, ${time.slice(0, 10)}`,
-    results.flatMap((r) => r.chart ?? []),
-  );
   process.stdout.write(markdown(results, machine, engines.versions));
   if (!quick) {
     await mkdir(RESULTS_DIR, { recursive: true });
-    const report = { time, quick, machine, versions: engines.versions, results };
+    // A run of some scenarios replaces theirs in the newest full run's report.
+    const base = only.length > 0 ? await newestFullRun(RESULTS_DIR) : undefined;
+    const reported = base ? mergeResults(base, results, time) : results;
+    const report = {
+      time,
+      quick,
+      ...(only.length > 0 ? { only } : {}),
+      machine,
+      versions: engines.versions,
+      results,
+    };
     await writeFile(
       join(RESULTS_DIR, `${time.replace(/[:.]/g, '-')}.json`),
       JSON.stringify(report, null, 2) + '\n',
     );
     await writeFile(
       join(RESULTS_DIR, 'latest.md'),
-      markdown(results, machine, engines.versions, 'latest.svg'),
+      markdown(reported, machine, engines.versions, 'latest.svg'),
+    );
+    const chart = ratioChart(
+      `berth benchmark ratios, ${(base?.time ?? time).slice(0, 10)}`,
+      reported.flatMap((r) => r.chart ?? []),
     );
     await writeFile(join(RESULTS_DIR, 'latest.svg'), chart);
   }
