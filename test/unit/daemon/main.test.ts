@@ -1,4 +1,5 @@
 import { test, type TestContext } from 'node:test';
+import { spawnSync } from 'node:child_process';
 import assert from 'node:assert/strict';
 import { lstat, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
@@ -13,6 +14,22 @@ async function tempDir(t: TestContext): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'berth-daemon-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
   return dir;
+}
+
+/**
+ * No default bridge, and a firewall table of the test's own that goes with it: a daemon with the
+ * defaults would leave berth0 and the table `inet berth` on the machine. Returns the flags.
+ */
+function isolatedNetwork(t: TestContext): string[] {
+  const table = `berth_unit_${process.pid}`;
+  const previous = process.env.BERTH_FIREWALL_TABLE;
+  process.env.BERTH_FIREWALL_TABLE = table;
+  t.after(() => {
+    if (previous === undefined) delete process.env.BERTH_FIREWALL_TABLE;
+    else process.env.BERTH_FIREWALL_TABLE = previous;
+    spawnSync('nft', ['delete', 'table', 'inet', table]);
+  });
+  return ['--bridge', 'none'];
 }
 
 test('the configuration file: optional by default, required when named, empty means defaults', async (t) => {
@@ -54,6 +71,7 @@ test('the daemon serves, reloads with an event, and cleans up after itself', asy
     join(dir, 'exec'),
     '-H',
     `unix://${socket}`,
+    ...isolatedNetwork(t),
   ]);
   const lines: string[] = [];
   const config = await loadConfig(cmd);
@@ -117,6 +135,7 @@ test('a failed start leaves no PID file behind', async (t) => {
     join(dir, 'exec'),
     '-H',
     'tcp://127.0.0.1:1',
+    ...isolatedNetwork(t),
   ]);
   await assert.rejects(
     startDaemon(await loadConfig(cmd), cmd, new Logger('fatal')),
