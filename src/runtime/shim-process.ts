@@ -1,5 +1,5 @@
 /** Starting berth-shim with a plan and speaking its sync protocol (docs/shim-plan.md). */
-import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import { spawn, type StdioOptions } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -50,7 +50,8 @@ export class ExecFailedError extends BerthError {
   }
 }
 
-class LineReader {
+/** Lines of the sync protocol. */
+export class LineReader {
   private buffer = '';
   private lines: string[] = [];
   private waiters: Array<(line: string | undefined) => void> = [];
@@ -99,7 +100,8 @@ function protocolError(line: string): BerthError {
 }
 
 export interface ShimHandle {
-  child: ChildProcess;
+  /** The berth-shim process: its pid, and its stdout and stderr when they are pipes to this process. */
+  child: ShimChild;
   /** The container process (init, or the exec'd process). */
   pid: number;
   /**
@@ -136,6 +138,21 @@ export interface PendingShim {
   unref(): void;
 }
 
+export interface ShimChild {
+  pid?: number;
+  stdout: Readable | null;
+  stderr: Readable | null;
+}
+
+/** A started shim as the sync protocol sees it, whoever started it (Node or berth-spawn). */
+export interface ShimProcess {
+  child: ShimChild;
+  /** The exit code: the code, or 128 when a signal ended it. */
+  exited: Promise<number>;
+  /** Stop following it (it runs on). */
+  release(): void;
+}
+
 /**
  * Start the shim: the plan on its fd 3, the sync socket on fd 4, and this process's fds
  * 3 .. 3+preserveFds-1 as its fds 5 and up (the container gets them as 3 and up). The shim reads
@@ -162,10 +179,18 @@ export function spawnShim(options: ShimOptions): PendingShim {
   const sync = child.stdio[4] as Socket;
   sync.on('error', () => undefined);
   const reader = new LineReader(sync);
+  const started: ShimProcess = {
+    child,
+    exited,
+    release() {
+      for (const stream of child.stdio) (stream as Readable | Writable | null)?.destroy();
+      child.unref();
+    },
+  };
   return {
     launch(plan) {
       planStream.end(plan);
-      return handshake(child, exited, sync, reader);
+      return handshake(started, sync, reader);
     },
     async cancel() {
       child.kill('SIGKILL');
@@ -185,12 +210,9 @@ export function spawnShim(options: ShimOptions): PendingShim {
   };
 }
 
-async function handshake(
-  child: ChildProcess,
-  exited: Promise<number>,
-  sync: Socket,
-  reader: LineReader,
-): Promise<ShimHandle> {
+/** The sync protocol from `pid N` on, over the shim's fd 4 (`sync`, read through `reader`). */
+export async function handshake(shim: ShimProcess, sync: Socket, reader: LineReader): Promise<ShimHandle> {
+  const { exited } = shim;
   const first = await reader.next();
   if (first === undefined) {
     const code = await exited;
@@ -204,7 +226,7 @@ async function handshake(
   const pid = Number(pidMatch[1]);
 
   return {
-    child,
+    child: shim.child,
     pid,
     exited,
     nextLine: () => reader.next(),
@@ -235,8 +257,7 @@ async function handshake(
     },
     release() {
       sync.destroy();
-      for (const stream of child.stdio) (stream as Readable | Writable | null)?.destroy();
-      child.unref();
+      shim.release();
     },
   };
 }
