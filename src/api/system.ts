@@ -105,7 +105,8 @@ export interface DockerInfo {
   SecurityOptions: string[];
   DefaultAddressPools?: Array<{ Base: string; Size: number }>;
   CDISpecDirs: string[];
-  Warnings: string[];
+  /** null when there is none, as dockerd's (a nil list). */
+  Warnings: string[] | null;
 }
 
 export interface SystemOptions {
@@ -213,8 +214,9 @@ export function buildInfo(
     CDISpecDirs: [],
     Warnings: [...cgroupWarnings(facts.cgroupFeatures, facts.cgroupVersion), ...(options.warnings?.() ?? [])],
   };
-  const { Warnings: engineWarnings = [], ...engineFields } = engine;
-  return { ...info, ...engineFields, Warnings: [...info.Warnings, ...engineWarnings] };
+  const { Warnings: engineWarnings, ...engineFields } = engine;
+  const warnings = [...(info.Warnings ?? []), ...(engineWarnings ?? [])];
+  return { ...info, ...engineFields, Warnings: warnings.length > 0 ? warnings : null };
 }
 
 export interface DockerVersion {

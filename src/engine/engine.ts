@@ -51,6 +51,8 @@ import {
 } from './binds.js';
 import type { VolumeStore } from '../volume/local.js';
 import { ContainerNetworking, usesManagedNetwork } from './container-network.js';
+import { exitEvents, startEvents, volumeEvent } from './lifecycle-events.js';
+import type { NetworkRecord } from '../network/network-record.js';
 import type { EndpointSettings } from './docker-types.js';
 import { containerRef } from './namespaces.js';
 import { readdir } from 'node:fs/promises';
@@ -154,7 +156,7 @@ export class Engine {
   /** What the filesystem operations and health checks (container-fs.ts, health.ts, commit-container.ts) use. */
   get services(): Pick<
     EngineOptions,
-    'execRoot' | 'images' | 'snapshotter' | 'runtime' | 'volumes' | 'events' | 'log'
+    'execRoot' | 'images' | 'snapshotter' | 'runtime' | 'volumes' | 'events' | 'log' | 'cgroupVersion'
   > {
     return this.options;
   }
@@ -173,6 +175,8 @@ export class Engine {
   }
 
   private publish(record: ContainerRecord, action: string, extra: Record<string, string> = {}): void {
+    const find = (name: string): NetworkRecord | undefined => this.options.networking.manager.find(name);
+    if (action === 'start') for (const event of startEvents(record, find)) this.options.events.publish(event);
     this.options.events.publish({
       Type: 'container',
       Action: action,
@@ -181,6 +185,7 @@ export class Engine {
         Attributes: { ...(record.config.Labels ?? {}), image: record.imageRef, name: record.name, ...extra },
       },
     });
+    if (action === 'die') for (const event of exitEvents(record, find)) this.options.events.publish(event);
   }
 
   // ---- create ------------------------------------------------------------------------------
@@ -275,7 +280,7 @@ export class Engine {
     for (const request of requests) {
       if (request.type !== 'volume') continue;
       const anonymous = request.source === '';
-      const volume = await this.options.volumes.create(request.source || undefined, {
+      const volume = await this.createVolume(request.source || undefined, {
         ...(request.volumeLabels ? { labels: request.volumeLabels } : {}),
         ...(request.volumeDriver ? { driver: request.volumeDriver } : {}),
         ...(request.volumeDriverOptions ? { driverOpts: request.volumeDriverOptions } : {}),
@@ -291,10 +296,21 @@ export class Engine {
     const covered = new Set(requests.map((r) => r.destination));
     for (const destination of Object.keys(config.Volumes ?? {})) {
       if (covered.has(destination)) continue;
-      const volume = await this.options.volumes.create(undefined, { anonymous: true });
+      const volume = await this.createVolume(undefined, { anonymous: true });
       result[destination] = { name: volume.Name, anonymous: true, readOnly: false, noCopy: false };
     }
     return result;
+  }
+
+  /** Finds or creates a volume; a new one is announced with dockerd's `volume create` event. */
+  private async createVolume(
+    name: string | undefined,
+    options: Parameters<VolumeStore['create']>[1],
+  ): Promise<{ Name: string }> {
+    const existed = name !== undefined && this.options.volumes.find(name) !== undefined;
+    const volume = await this.options.volumes.create(name, options);
+    if (!existed) this.options.events.publish(volumeEvent('create', volume.Name));
+    return volume;
   }
 
   /** Containers that use a volume (for `volume rm`). */
@@ -806,6 +822,7 @@ export class Engine {
     }
     if (number === 9 || number === 15) record.manuallyStopped = true;
     await this.options.runtime.kill(record.id, String(number), false);
+    this.publish(record, 'kill', { signal: String(number) });
   }
 
   /** Docker's stop: the stop signal, then SIGKILL after the timeout. Returns false if it was not running. */
@@ -825,14 +842,17 @@ export class Engine {
     const timeout = timeoutSeconds ?? record.config.StopTimeout ?? 10;
     if (record.state.Paused) await this.options.runtime.resume(record.id).catch(() => undefined);
     await this.options.runtime.kill(record.id, String(parseSignal(stopSignal)), false).catch(() => undefined);
+    this.publish(record, 'kill', { signal: String(parseSignal(stopSignal)) });
     const timer =
       timeout >= 0
         ? sleep(timeout * 1000).then(() => 'timeout' as const)
         : new Promise<never>(() => undefined);
     if ((await Promise.race([exited.then(() => 'exited' as const), timer])) === 'timeout') {
       await this.options.runtime.kill(record.id, '9', true).catch(() => undefined);
+      this.publish(record, 'kill', { signal: '9' });
       await exited;
     }
+    this.publish(record, 'stop');
     return true;
   }
 
@@ -841,6 +861,7 @@ export class Engine {
     const record = this.containers.get(reference);
     record.manuallyStopped = false;
     await this.startRecord(record);
+    this.publish(record, 'restart');
   }
 
   async pause(reference: string): Promise<void> {
@@ -883,6 +904,8 @@ export class Engine {
       record.manuallyStopped = true;
       const exited = this.wait(record.id, 'next-exit');
       await this.options.runtime.kill(record.id, '9', true).catch(() => undefined);
+      // A frozen process never acts on the SIGKILL: thaw a paused container, as dockerd does.
+      if (record.state.Paused) await this.options.runtime.resume(record.id).catch(() => undefined);
       await exited;
       if (!this.containers.find(record.id)) return; // AutoRemove took it
     }
@@ -905,6 +928,7 @@ export class Engine {
         if (volume.anonymous)
           await this.options.volumes
             .remove(volume.name, this.volumeUsers(volume.name), true)
+            .then(() => this.options.events.publish(volumeEvent('destroy', volume.name)))
             .catch(() => undefined);
       }
     }

@@ -10,7 +10,7 @@ import type { Runtime } from '../runtime/runtime.js';
 import { attach, type AttachSession } from '../runtime/attach.js';
 import { ExecFailedError } from '../runtime/shim-process.js';
 import { ALL_CAPABILITIES } from '../linux/capabilities.js';
-import { restartingMessage } from './container-record.js';
+import { restartingMessage, type ContainerRecord } from './container-record.js';
 import type { Engine } from './engine.js';
 import { resolveUser } from './user.js';
 
@@ -27,6 +27,12 @@ export interface ExecConfig {
   DetachKeys?: string;
   ConsoleSize?: [number, number] | null;
 }
+
+/** The command as dockerd's exec events name it: the program, a space, the arguments. */
+const commandLine = (config: ExecConfig): string => {
+  const [program = '', ...args] = config.Cmd ?? [];
+  return `${program} ${args.join(' ')}`;
+};
 
 export interface ExecInstance {
   id: string;
@@ -58,7 +64,31 @@ export class ExecManager {
     this.forgetRemoved();
     const id = randomBytes(32).toString('hex');
     this.execs.set(id, { id, containerId: record.id, config, running: false, exitCode: null, pid: 0 });
+    this.publish(record, `exec_create: ${commandLine(config)}`, id);
     return id;
+  }
+
+  /** dockerd's exec events: container events with the exec's id (and exit code) among the attributes. */
+  private publish(
+    record: ContainerRecord,
+    action: string,
+    execID: string,
+    extra: Record<string, string> = {},
+  ): void {
+    this.engine.services.events.publish({
+      Type: 'container',
+      Action: action,
+      Actor: {
+        ID: record.id,
+        Attributes: {
+          ...(record.config.Labels ?? {}),
+          execID,
+          image: record.imageRef,
+          name: record.name,
+          ...extra,
+        },
+      },
+    });
   }
 
   /** Like Docker, a container's exec instances go with it: forget those of removed containers. */
@@ -113,6 +143,8 @@ export class ExecManager {
     const watcher: { session?: AttachSession } = {};
     const socket = this.socketPath(id);
     let started: { pid: number };
+    this.publish(record, `exec_start: ${commandLine(config)}`, id);
+    const died = (code: number): void => this.publish(record, 'exec_die', id, { exitCode: String(code) });
     try {
       started = await this.runtime.exec(record.id, process, {
         detach: true,
@@ -130,6 +162,7 @@ export class ExecManager {
         session?.close();
         exec.exitCode = err.errno === 2 ? 127 : 126;
         exec.done = Promise.resolve();
+        died(exec.exitCode);
         return undefined;
       }
       throw err;
@@ -146,6 +179,7 @@ export class ExecManager {
       }
       exec.exitCode = code ?? 126;
       exec.running = false;
+      died(exec.exitCode);
     })();
     return session;
   }

@@ -1,115 +1,41 @@
 /** The Docker Engine API routes for containers and images, on top of the engine and image service. */
+import { hostname } from 'node:os';
 import { Readable, type Writable } from 'node:stream';
 import type { AttachSession } from '../runtime/attach.js';
 import type { Router } from '../api/router.js';
 import { Reply } from '../api/router.js';
 import { encodeFrame, JsonMessageWriter, StdStream } from '../api/streams.js';
-import { conflict, describeError, invalidArgument } from '../common/errors.js';
-import { statsJson, systemCpuUsage, topOf, type StatsSample } from './stats.js';
+import { BerthError, conflict, describeError, invalidArgument } from '../common/errors.js';
+import { networkCounters, statsJson, systemCpuUsage, topOf, type StatsSample } from './stats.js';
 import type { ImageService } from '../image/image-service.js';
 import type { ImageProgress } from '../image/store/progress.js';
 import { readJsonLog } from '../runtime/json-log.js';
 import type { Engine, WaitCondition } from './engine.js';
-import { isLive, restartingMessage, statusText, type ContainerRecord } from './container-record.js';
+import { isLive, restartingMessage } from './container-record.js';
 import type { ExecConfig, ExecManager } from './exec.js';
 import { attach } from '../runtime/attach.js';
-import { portsSummary } from './container-network.js';
 import { checkCreateBody } from './create-body.js';
+import { checkCreateHostConfig } from './create-checks.js';
 import { registryClientFor } from './auth-route.js';
-import { parseReference } from '../image/reference.js';
+import { familiarName, familiarReference, parseReference } from '../image/reference.js';
+import { inspectJson } from './inspect.js';
+import {
+  CONTAINER_LIST_FILTERS,
+  listContext,
+  matchesListFilters,
+  summarizeContainer,
+} from './container-list.js';
+import {
+  deleteItemJson,
+  filterImage,
+  IMAGE_LIST_FILTERS,
+  imageInspectJson,
+  imageSummaryJson,
+  parseTimestamp,
+  type ImageListBounds,
+} from './image-json.js';
 
 const unix = (iso: string | undefined): number => (iso ? Math.floor(Date.parse(iso) / 1000) : 0);
-const command = (record: ContainerRecord): string => [record.path, ...record.args].join(' ');
-
-function inspectContainer(engine: Engine, record: ContainerRecord): object {
-  const dir = engine.containers.dir(record.id);
-  return {
-    Id: record.id,
-    Created: record.created,
-    Path: record.path,
-    Args: record.args,
-    State: { ...record.state },
-    Image: record.image,
-    ResolvConfPath: `${dir}/resolv.conf`,
-    HostnamePath: `${dir}/hostname`,
-    HostsPath: `${dir}/hosts`,
-    LogPath: record.logPath,
-    Name: `/${record.name}`,
-    RestartCount: record.restartCount,
-    Driver: 'overlayfs',
-    Platform: 'linux',
-    MountLabel: '',
-    ProcessLabel: '',
-    AppArmorProfile: '',
-    ExecIDs: null,
-    HostConfig: record.hostConfig,
-    GraphDriver: { Name: 'overlayfs', Data: null },
-    Mounts: Object.entries(record.volumes ?? {}).map(([destination, volume]) => ({
-      Type: 'volume',
-      Name: volume.name,
-      Source: `${engine.volumesRoot}/${volume.name}/_data`,
-      Destination: destination,
-      Driver: 'local',
-      Mode: '',
-      RW: !volume.readOnly,
-      Propagation: '',
-    })),
-    Config: { ...record.config, Image: record.imageRef },
-    NetworkSettings: engine.networking.settingsJson(record),
-  };
-}
-
-function summarizeContainer(engine: Engine, record: ContainerRecord): object {
-  return {
-    Id: record.id,
-    Names: [`/${record.name}`],
-    Image: record.imageRef,
-    ImageID: record.image,
-    Command: command(record),
-    Created: unix(record.created),
-    Ports: portsSummary(record),
-    Labels: record.config.Labels ?? {},
-    State: record.state.Status,
-    Status: statusText(record.state),
-    HostConfig: { NetworkMode: record.hostConfig.NetworkMode ?? 'default' },
-    NetworkSettings: { Networks: engine.networking.summaryNetworks(record) },
-    Mounts: [],
-  };
-}
-
-function matchesFilters(
-  record: ContainerRecord,
-  filters: ReturnType<import('../api/query.js').Query['filters']>,
-): boolean {
-  const any = (key: string, test: (value: string) => boolean): boolean => {
-    const values = filters.get(key);
-    return values.length === 0 || values.some(test);
-  };
-  return (
-    any('status', (v) => v === record.state.Status) &&
-    any('name', (v) => record.name.includes(v.replace(/^\//, ''))) &&
-    any('id', (v) => record.id.startsWith(v)) &&
-    any(
-      'ancestor',
-      (v) => record.imageRef === v || record.image.startsWith(v) || record.image === `sha256:${v}`,
-    ) &&
-    any('exited', (v) => record.state.Status === 'exited' && String(record.state.ExitCode) === v) &&
-    any('health', (v) => (record.state.Health?.Status ?? 'none') === v) &&
-    any(
-      'network',
-      (v) =>
-        v in (record.networks ?? {}) ||
-        Object.values(record.endpoints ?? {}).some(
-          (e) => e.networkId === v || (v.length >= 12 && e.networkId.startsWith(v)),
-        ),
-    ) &&
-    any('label', (v) => {
-      const [key = '', value] = v.split('=');
-      const labels = record.config.Labels ?? {};
-      return value === undefined ? key in labels : labels[key] === value;
-    })
-  );
-}
 
 function progressMessage(event: ImageProgress): {
   status: string;
@@ -172,40 +98,35 @@ function relaySession(
 export function registerContainerRoutes(router: Router, engine: Engine): void {
   router.post('/containers/create', async (ctx) => {
     const body = checkCreateBody(await ctx.json<unknown>());
+    checkCreateHostConfig(body.HostConfig, engine.services.cgroupVersion);
     return Reply.json(201, await engine.create(body, ctx.query.string('name') || undefined));
   });
 
   router.get('/containers/json', (ctx) => {
     const all = ctx.query.bool('all');
-    const filters = ctx.query.filters([
-      'status',
-      'name',
-      'id',
-      'ancestor',
-      'exited',
-      'label',
-      'before',
-      'since',
-      'network',
-      'volume',
-      'health',
-      'is-task',
-      'publish',
-      'expose',
-    ]);
+    const filters = ctx.query.filters(CONTAINER_LIST_FILTERS);
+    const context = listContext(filters, (ref) => engine.containers.find(ref));
     let list = engine.containers
       .list()
       .filter(
-        (c) => (all || c.state.Running || filters.get('status').length > 0) && matchesFilters(c, filters),
+        (c) => (all || c.state.Running || filters.get('status').length > 0) && matchesListFilters(c, context),
       );
     const limit = ctx.query.int('limit');
     if (limit !== undefined && limit > 0) list = list.slice(0, limit);
     return list.map((record) => summarizeContainer(engine, record));
   });
 
-  router.get('/containers/{id}/json', (ctx) =>
-    inspectContainer(engine, engine.containers.get(ctx.params.id)),
-  );
+  router.get('/containers/{id}/json', (ctx) => {
+    const record = engine.containers.get(ctx.params.id);
+    return inspectJson(record, {
+      dir: engine.containers.dir(record.id),
+      volumesRoot: engine.volumesRoot,
+      cgroupVersion: engine.services.cgroupVersion,
+      hostHostname: hostname(),
+      networkSettings: engine.networking.settingsJson(record),
+      apiVersion: ctx.apiVersion,
+    });
+  });
 
   router.post('/containers/{id}/start', async (ctx) => {
     const record = engine.containers.get(ctx.params.id);
@@ -247,7 +168,12 @@ export function registerContainerRoutes(router: Router, engine: Engine): void {
   router.post('/containers/{id}/rename', async (ctx) => {
     const name = ctx.query.string('name');
     if (!name) throw invalidArgument('name cannot be empty');
-    await engine.rename(ctx.params.id, name);
+    await engine.rename(ctx.params.id, name).catch((err: unknown) => {
+      // dockerd says which step of the rename the name conflict stopped.
+      if (err instanceof BerthError && err.kind === 'conflict' && err.message.startsWith('Conflict.'))
+        throw conflict(`Error when allocating new name: ${err.message}`);
+      throw err;
+    });
     return Reply.empty(204);
   });
 
@@ -322,7 +248,14 @@ export function registerContainerRoutes(router: Router, engine: Engine): void {
     const sample = async (): Promise<StatsSample | undefined> => {
       if (!isLive(record.state)) return undefined;
       const cgroup = await engine.cgroupStats(record.id).catch(() => undefined);
-      return cgroup ? { read: new Date().toISOString(), cgroup, system: await systemCpuUsage() } : undefined;
+      if (!cgroup) return undefined;
+      const networks = await networkCounters(Object.values(record.endpoints ?? {}));
+      return {
+        read: new Date().toISOString(),
+        cgroup,
+        system: await systemCpuUsage(),
+        ...(networks ? { networks } : {}),
+      };
     };
     const empty = { read: '0001-01-01T00:00:00Z', cgroup: {}, system: 0 };
     let previous = await sample();
@@ -397,6 +330,12 @@ export function registerContainerRoutes(router: Router, engine: Engine): void {
 }
 
 export function registerImageRoutes(router: Router, images: ImageService, engine: Engine): void {
+  const imageEvent = (action: string, id: string, name: string): void =>
+    void engine.services.events.publish({
+      Type: 'image',
+      Action: action,
+      Actor: { ID: id, Attributes: { name } },
+    });
   router.post('/images/create', async (ctx) => {
     const fromImage = ctx.query.string('fromImage');
     if (!fromImage)
@@ -420,47 +359,32 @@ export function registerImageRoutes(router: Router, images: ImageService, engine
         onProgress: (event) => void writer.send(progressMessage(event)),
         signal: stream.signal,
       });
+      const pulled = parseReference(reference);
+      imageEvent('pull', familiarReference(pulled), familiarName(pulled));
     } catch (err) {
       await writer.error(describeError(err));
     }
     stream.end();
   });
 
-  router.get('/images/json', async () => {
-    const list = await images.list();
-    return list.map((image) => ({
-      Id: image.id,
-      ParentId: '',
-      RepoTags: image.repoTags,
-      RepoDigests: image.repoDigests,
-      Created: unix(image.created),
-      Size: image.unpackedSize ?? image.size,
-      SharedSize: -1,
-      Labels: image.labels,
-      Containers: -1,
-    }));
+  router.get('/images/json', async (ctx) => {
+    const filters = ctx.query.filters(IMAGE_LIST_FILTERS);
+    const createdOf = async (ref: string): Promise<number> =>
+      Math.floor(Date.parse((await images.inspect(ref)).created ?? '') / 1000) || 0;
+    const bounds: ImageListBounds = {};
+    for (const ref of filters.get('before')) bounds.before = await createdOf(ref);
+    for (const ref of filters.get('since')) bounds.since = await createdOf(ref);
+    for (const value of filters.get('until')) bounds.until = parseTimestamp(value);
+    const list = (await images.list())
+      .map((image) => filterImage(image, filters, bounds))
+      .filter((image) => image !== undefined)
+      .sort((a, b) => unix(b.created) - unix(a.created));
+    return list.map((image) => imageSummaryJson(image, ctx.apiVersion));
   });
 
-  router.get('/images/{name:.*}/json', async (ctx) => {
-    const image = await images.inspect(ctx.params.name);
-    return {
-      Id: image.id,
-      RepoTags: image.repoTags,
-      RepoDigests: image.repoDigests,
-      Parent: '',
-      Comment: image.comment ?? '',
-      Created: image.created ?? '',
-      DockerVersion: '',
-      Author: image.author ?? '',
-      Config: image.imageConfig.config ?? {},
-      Architecture: image.architecture,
-      Os: image.os,
-      Size: image.unpackedSize ?? image.size,
-      GraphDriver: { Name: 'overlayfs', Data: null },
-      RootFS: { Type: 'layers', Layers: image.diffIds },
-      Metadata: { LastTagTime: image.lastTagged ?? '0001-01-01T00:00:00Z' },
-    };
-  });
+  router.get('/images/{name:.*}/json', async (ctx) =>
+    imageInspectJson(await images.inspect(ctx.params.name), ctx.apiVersion),
+  );
 
   router.get('/images/{name:.*}/history', async (ctx) =>
     (await images.history(ctx.params.name)).map((item) => ({
@@ -477,7 +401,10 @@ export function registerImageRoutes(router: Router, images: ImageService, engine
     const dangling = ctx.query.filters(['dangling', 'label', 'until']).get('dangling');
     const all = dangling.some((v) => v === 'false' || v === '0');
     const { items, gc } = await images.prune({ all });
-    return { ImagesDeleted: items.length > 0 ? items : null, SpaceReclaimed: gc.reclaimedBytes ?? 0 };
+    return {
+      ImagesDeleted: items.length > 0 ? items.map(deleteItemJson) : null,
+      SpaceReclaimed: gc.reclaimedBytes ?? 0,
+    };
   });
 
   router.post('/images/{name:.*}/tag', async (ctx) => {
@@ -485,13 +412,17 @@ export function registerImageRoutes(router: Router, images: ImageService, engine
     if (!repo) throw invalidArgument('repository name must have at least one component');
     const tag = ctx.query.string('tag') || 'latest';
     await images.tag(ctx.params.name, `${repo}:${tag}`);
+    const id = (await images.inspect(ctx.params.name)).id;
+    imageEvent('tag', id, familiarReference(parseReference(`${repo}:${tag}`)));
     return Reply.empty(201);
   });
 
   router.delete('/images/{name:.*}', async (ctx) => {
+    const id = (await images.inspect(ctx.params.name)).id;
     const items = await images.remove(ctx.params.name, { force: ctx.query.bool('force') });
-    void engine;
-    return items;
+    // dockerd names the image by its id in both events.
+    for (const item of items) imageEvent('untagged' in item ? 'untag' : 'delete', id, id);
+    return items.map(deleteItemJson);
   });
 
   router.post('/images/load', async (ctx) => {

@@ -2,7 +2,7 @@
 import { readFile } from 'node:fs/promises';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, totalmem } from 'node:os';
 import type { CgroupStats } from '../linux/cgroups/types.js';
 import { invalidArgument } from '../common/errors.js';
 
@@ -21,6 +21,56 @@ export interface StatsSample {
   read: string;
   cgroup: CgroupStats;
   system: number;
+  /** Per interface in the container (eth0, ...), Docker's field names. */
+  networks?: Record<string, NetworkCounters>;
+}
+
+export interface NetworkCounters {
+  rx_bytes: number;
+  rx_packets: number;
+  rx_errors: number;
+  rx_dropped: number;
+  tx_bytes: number;
+  tx_packets: number;
+  tx_errors: number;
+  tx_dropped: number;
+}
+
+/**
+ * The counters of the container's interfaces, read from the host ends of their veth pairs: what
+ * the host side sends, the container receives. `sysfs` is /sys/class/net (tests pass their own).
+ */
+export async function networkCounters(
+  endpoints: Array<{ ifName: string; hostIf: string }>,
+  sysfs = '/sys/class/net',
+): Promise<Record<string, NetworkCounters> | undefined> {
+  const read = async (dev: string, name: string): Promise<number> =>
+    Number((await readFile(`${sysfs}/${dev}/statistics/${name}`, 'utf8')).trim()) || 0;
+  const result: Record<string, NetworkCounters> = {};
+  for (const { ifName, hostIf } of endpoints) {
+    // An interface a CNI plugin made has no host end berth knows of.
+    if (hostIf === '') continue;
+    try {
+      result[ifName] = {
+        rx_bytes: await read(hostIf, 'tx_bytes'),
+        rx_packets: await read(hostIf, 'tx_packets'),
+        rx_errors: await read(hostIf, 'tx_errors'),
+        rx_dropped: await read(hostIf, 'tx_dropped'),
+        tx_bytes: await read(hostIf, 'rx_bytes'),
+        tx_packets: await read(hostIf, 'rx_packets'),
+        tx_errors: await read(hostIf, 'rx_errors'),
+        tx_dropped: await read(hostIf, 'rx_dropped'),
+      };
+    } catch {
+      continue;
+    }
+  }
+  return Object.keys(result).length > 0 ? result : undefined;
+}
+
+/** Like dockerd, no limit (or one above the machine's memory) shows as the machine's memory. */
+export function memoryLimit(limit: number | undefined, machine = totalmem()): number {
+  return limit === undefined || limit === 0 || limit > machine ? machine : limit;
 }
 
 const emptyCpu = {
@@ -80,12 +130,13 @@ export function statsJson(
           usage: memory.usage,
           ...(memory.maxUsage !== undefined ? { max_usage: memory.maxUsage } : {}),
           stats: memory.stat,
-          limit: memory.limit ?? 0,
+          limit: memoryLimit(memory.limit),
           failcnt: memory.failcnt,
         }
       : {},
     name: `/${name}`,
     id,
+    ...(sample.networks ? { networks: sample.networks } : {}),
   };
 }
 

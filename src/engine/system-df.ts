@@ -12,7 +12,9 @@ import { dockerRecord } from '../build/cache-usage.js';
 import { invalidArgument } from '../common/errors.js';
 import { diskUsage } from '../snapshot/usage.js';
 import type { VolumeRecord } from '../volume/local.js';
-import { statusText, type ContainerRecord } from './container-record.js';
+import type { ContainerRecord } from './container-record.js';
+import { summarizeContainer } from './container-list.js';
+import { volumeJson } from './volume-routes.js';
 import type { Engine } from './engine.js';
 
 export type DfType = 'container' | 'image' | 'volume' | 'build-cache';
@@ -31,6 +33,8 @@ export interface DfImage {
 /** Where the report's numbers come from; the engine's in berthd, fakes in unit tests. */
 export interface DfSources {
   containers(): ContainerRecord[];
+  /** The container as `GET /containers/json` shows it; df adds its sizes. */
+  summary(record: ContainerRecord): Record<string, unknown>;
   images(): Promise<DfImage[]>;
   /** Disk usage of a snapshot (a layer's chain ID, a container's writable layer). */
   snapshotSize(key: string): Promise<number>;
@@ -76,14 +80,14 @@ export async function diskUsageReport(
         Id: image.id,
         ParentId: '',
         RepoTags: image.repoTags,
-        RepoDigests: image.repoDigests,
+        RepoDigests: image.repoDigests.length > 0 ? image.repoDigests : null,
         Created: unix(image.created),
         Size: size,
         SharedSize: [...new Set(image.chainIds)]
           .filter((chainId) => (users.get(chainId) ?? 0) > 1)
           .reduce((sum, chainId) => sum + (sizes.get(chainId) ?? 0), 0),
         VirtualSize: size,
-        Labels: image.labels,
+        Labels: Object.keys(image.labels).length > 0 ? image.labels : null,
         Containers: containers.filter((c) => c.image === image.id).length,
       };
     });
@@ -96,18 +100,9 @@ export async function diskUsageReport(
         const sizeRw = await sources.snapshotSize(record.snapshotKey).catch(() => 0);
         const image = byId.get(record.image);
         return {
-          Id: record.id,
-          Names: [`/${record.name}`],
-          Image: record.imageRef,
-          ImageID: record.image,
-          Command: [record.path, ...record.args].join(' '),
-          Created: unix(record.created),
-          State: record.state.Status,
-          Status: statusText(record.state),
+          ...sources.summary(record),
           SizeRw: sizeRw,
           SizeRootFs: sizeRw + (image ? imageSize(image) : 0),
-          Labels: record.config.Labels ?? {},
-          Mounts: [],
         };
       }),
     );
@@ -116,7 +111,7 @@ export async function diskUsageReport(
   if (types.has('volume')) {
     report.Volumes = await Promise.all(
       sources.volumes().map(async (volume) => ({
-        ...volume,
+        ...volumeJson(volume),
         UsageData: {
           Size: await sources.directorySize(volume.Mountpoint).catch(() => -1),
           RefCount: sources.volumeUsers(volume.Name).length,
@@ -125,7 +120,13 @@ export async function diskUsageReport(
     );
   }
 
-  if (types.has('build-cache')) report.BuildCache = (await sources.buildCache?.(legacyParent)) ?? [];
+  if (types.has('build-cache')) {
+    const records = (await sources.buildCache?.(legacyParent)) ?? [];
+    report.BuildCache = records;
+    // API 1.41 still had the total; later ones leave the sum to the client.
+    if (legacyParent)
+      report.BuilderSize = records.reduce((sum, r) => sum + (typeof r.Size === 'number' ? r.Size : 0), 0);
+  }
   return report;
 }
 
@@ -149,6 +150,7 @@ export function engineDfSources(engine: Engine, builder?: Builder): DfSources {
         }
       : {}),
     containers: () => engine.containers.list(),
+    summary: (record) => summarizeContainer(engine, record),
     images: async () => {
       const found: DfImage[] = [];
       for (const summary of await images.list()) {

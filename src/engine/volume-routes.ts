@@ -4,8 +4,20 @@ import { Reply } from '../api/router.js';
 import { invalidArgument } from '../common/errors.js';
 import type { VolumeRecord, VolumeStore } from '../volume/local.js';
 import type { Engine } from './engine.js';
+import { volumeEvent } from './lifecycle-events.js';
 
-const show = ({ anonymous: _anonymous, ...volume }: VolumeRecord): Omit<VolumeRecord, 'anonymous'> => volume;
+/** A volume as dockerd shows it: no labels or options is null, not {}. */
+export const volumeJson = ({
+  anonymous: _anonymous,
+  ...volume
+}: VolumeRecord): Omit<VolumeRecord, 'anonymous' | 'Labels' | 'Options'> & {
+  Labels: Record<string, string> | null;
+  Options: Record<string, string> | null;
+} => ({
+  ...volume,
+  Labels: Object.keys(volume.Labels).length > 0 ? volume.Labels : null,
+  Options: Object.keys(volume.Options).length > 0 ? volume.Options : null,
+});
 
 export function registerVolumeRoutes(router: Router, volumes: VolumeStore, engine: Engine): void {
   router.get('/volumes', (ctx) => {
@@ -24,7 +36,7 @@ export function registerVolumeRoutes(router: Router, volumes: VolumeStore, engin
         return value === undefined ? key in v.Labels : v.Labels[key] === value;
       });
     });
-    return { Volumes: list.map(show), Warnings: [] };
+    return { Volumes: list.map(volumeJson), Warnings: [] };
   });
 
   router.post('/volumes/create', async (ctx) => {
@@ -51,18 +63,22 @@ export function registerVolumeRoutes(router: Router, volumes: VolumeStore, engin
         throw invalidArgument(
           `json: cannot unmarshal into Go struct field CreateOptions.${field} of type map[string]string`,
         );
+    const existed = body.Name ? volumes.find(body.Name) !== undefined : false;
     const volume = await volumes.create(body.Name || undefined, {
       ...(body.Labels ? { labels: body.Labels } : {}),
       ...(body.Driver ? { driver: body.Driver } : {}),
       ...(body.DriverOpts ? { driverOpts: body.DriverOpts } : {}),
     });
-    return Reply.json(201, show(volume));
+    if (!existed) engine.services.events.publish(volumeEvent('create', volume.Name));
+    return Reply.json(201, volumeJson(volume));
   });
 
-  router.get('/volumes/{name}', (ctx) => show(volumes.get(ctx.params.name)));
+  router.get('/volumes/{name}', (ctx) => volumeJson(volumes.get(ctx.params.name)));
 
   router.delete('/volumes/{name}', async (ctx) => {
-    await volumes.remove(ctx.params.name, engine.volumeUsers(ctx.params.name), ctx.query.bool('force'));
+    const name = volumes.get(ctx.params.name).Name;
+    await volumes.remove(name, engine.volumeUsers(name), ctx.query.bool('force'));
+    engine.services.events.publish(volumeEvent('destroy', name));
     return Reply.empty(204);
   });
 
@@ -77,6 +93,7 @@ export function registerVolumeRoutes(router: Router, volumes: VolumeStore, engin
       // Like Docker 23+: only anonymous volumes unless all=true.
       if (!all && !volume.anonymous) continue;
       await volumes.remove(volume.Name, []);
+      engine.services.events.publish(volumeEvent('destroy', volume.Name));
       deleted.push(volume.Name);
     }
     return { VolumesDeleted: deleted, SpaceReclaimed: 0 };

@@ -152,6 +152,13 @@ export async function startEngine(
       ContainersPaused: containers.filter((c) => c.state.Paused).length,
       ContainersStopped: containers.filter((c) => !isLive(c.state)).length,
       Images: (await images.list()).length,
+      // What this engine has of dockerd's plugin kinds.
+      Plugins: {
+        Volume: ['local'],
+        Network: ['bridge', 'host', 'null'],
+        Authorization: null,
+        Log: ['json-file'],
+      },
       // dockerd reports its init-path (docker-init by default): berth's is berth-init.
       InitBinary: wiring.init?.path ?? initBinaryPath() ?? '',
     };

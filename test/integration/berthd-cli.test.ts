@@ -57,7 +57,11 @@ test('docker info shows berth values and only the warnings berthd reports', asyn
       `missing ${JSON.stringify(line)} in:\n${result.stdout}`,
     );
   }
-  assert.equal(result.stderr.trim(), info.Warnings.join('\n'), 'the CLI prints exactly the daemon warnings');
+  assert.equal(
+    result.stderr.trim(),
+    (info.Warnings ?? []).join('\n'),
+    'the CLI prints exactly the daemon warnings',
+  );
   assert.ok(!result.stderr.includes('API is accessible'));
 });
 

@@ -221,3 +221,9 @@ test('/_ping answers GET and HEAD with Docker headers; /info and /version are se
   assert.equal(version.ApiVersion, API_VERSION);
   assert.match(version.KernelVersion, /^\d+\.\d+/);
 });
+
+test('/info Warnings is null when there is none, as dockerd answers', () => {
+  const quiet: HostFacts = { ...facts, cgroupFeatures: { ...facts.cgroupFeatures, PidsLimit: true } };
+  assert.equal(buildInfo(options(), quiet, {}, 1).Warnings, null);
+  assert.deepEqual(buildInfo(options(), quiet, { Warnings: ['WARNING: x'] }, 1).Warnings, ['WARNING: x']);
+});

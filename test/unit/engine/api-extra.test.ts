@@ -64,9 +64,10 @@ function record(
 
 test('system df: shared layers, unique sizes, writable layers and volume usage', async () => {
   const sizes: Record<string, number> = { base: 1000, a: 100, b: 10, 'rw-1': 7 };
-  const volume = { Name: 'v', Mountpoint: '/vol/v/_data' } as VolumeRecord;
+  const volume = { Name: 'v', Mountpoint: '/vol/v/_data', Labels: {}, Options: {} } as VolumeRecord;
   const sources: DfSources = {
     containers: () => [record('1', 'sha256:a', true)],
+    summary: (r) => ({ Id: r.id }),
     images: async () => [
       { id: 'sha256:a', repoTags: ['a:latest'], repoDigests: [], labels: {}, chainIds: ['base', 'a'] },
       { id: 'sha256:b', repoTags: [], repoDigests: [], labels: {}, chainIds: ['base', 'b'] },

@@ -22,6 +22,7 @@ test('system df: the build cache section is the builder records in the API shape
   const asked: boolean[] = [];
   const sources: DfSources = {
     containers: () => [],
+    summary: () => ({}),
     images: async () => [],
     snapshotSize: async () => 0,
     volumes: () => [],
