@@ -9,6 +9,7 @@ import { conflict, internal, invalidArgument, notFound } from '../../common/erro
 import type { ContentStore, GcOptions } from '../../content/store.js';
 import type { Descriptor, ImageConfig, ImageManifest } from '../../oci/image-spec.js';
 import { chainId } from '../../snapshot/apply-layer.js';
+import { familiarReference, parseReference } from '../reference.js';
 import { ImageBlobs } from './blobs.js';
 import { historyOf, runConfigOf, type HistoryItem, type ImageRunConfig } from './image-config.js';
 import { unpackedLayerSize } from './layer-size.js';
@@ -112,7 +113,16 @@ export function chainIdsOf(diffIds: string[]): string[] {
   return chain;
 }
 
-const noSuchImage = (input: string): Error => notFound(`No such image: ${input}`);
+/** dockerd's text: a name shown in its familiar form with its tag (`:latest` when it has none). */
+function noSuchImage(input: string): Error {
+  let shown = input;
+  try {
+    if (fullImageId(input) === undefined) shown = familiarReference(parseReference(input));
+  } catch {
+    // not a name: shown as given
+  }
+  return notFound(`No such image: ${shown}`);
+}
 
 const sameTarget = (a: ImageTarget, b: ImageTarget): boolean =>
   a.manifest.digest === b.manifest.digest && a.index?.digest === b.index?.digest;

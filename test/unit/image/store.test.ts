@@ -356,3 +356,18 @@ test('a pulled-by-index target records the index; the name resolves to its manif
   const result = await images.gc();
   assert.deepEqual(result.removed, []);
 });
+
+test('a missing image is named as dockerd names it: familiar, with :latest when untagged', async (t) => {
+  const { images } = await openStores(t);
+  assert.throws(() => images.resolve('nosuch'), kind('not-found', /^No such image: nosuch:latest$/));
+  assert.throws(
+    () => images.resolve('docker.io/library/nosuch:1'),
+    kind('not-found', /^No such image: nosuch:1$/),
+  );
+  assert.throws(
+    () => images.resolve('localhost:5000/a/b'),
+    kind('not-found', /^No such image: localhost:5000\/a\/b:latest$/),
+  );
+  const id = `sha256:${'e'.repeat(64)}`;
+  assert.throws(() => images.resolve(id), kind('not-found', new RegExp(`^No such image: ${id}$`)));
+});
