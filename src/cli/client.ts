@@ -8,6 +8,7 @@ import type { Duplex, Readable } from 'node:stream';
 import { API_VERSION, BERTH_VERSION } from '../common/version.js';
 import { ApiError, ConnectError } from './errors.js';
 import { HttpResponse, Http1Client, type Headers } from './http1.js';
+import { cachedServerVersion, rememberServerVersion } from './version-cache.js';
 
 export const DEFAULT_HOST = 'unix:///run/berth/berth.sock';
 /** The version docker assumes when a daemon does not announce one. */
@@ -26,6 +27,8 @@ export interface ClientOptions {
   tls?: TlsFiles;
   /** A fixed API version (DOCKER_API_VERSION): no negotiation. */
   apiVersion?: string;
+  /** Where the versions that daemons on unix sockets announced are remembered (version-cache.ts). */
+  versionCacheDir?: string;
 }
 
 export type QueryValue = string | number | boolean | string[] | undefined;
@@ -140,6 +143,7 @@ export class ApiClient {
   private readonly tls?: TlsFiles;
   private negotiated?: Promise<string>;
   private fixedVersion?: string;
+  private readonly versionCacheDir?: string;
   private serverHeaders: Headers = {};
 
   constructor(options: ClientOptions) {
@@ -147,6 +151,7 @@ export class ApiClient {
     this.tls = options.tls;
     this.endpoint = parseHost(options.host, options.tls !== undefined);
     this.fixedVersion = options.apiVersion;
+    this.versionCacheDir = options.versionCacheDir;
   }
 
   private connection(): Promise<Http1Client> {
@@ -177,12 +182,23 @@ export class ApiClient {
   /** The API version used for requests: negotiated once with the daemon. */
   version(): Promise<string> {
     if (this.fixedVersion !== undefined) return Promise.resolve(this.fixedVersion);
-    this.negotiated ??= this.ping().then((headers) => {
-      const server = headers['api-version'] ?? '';
-      if (server === '') return FALLBACK_API_VERSION;
-      return compareVersions(server, API_VERSION) < 0 ? server : API_VERSION;
-    });
+    this.negotiated ??= this.negotiate();
     return this.negotiated;
+  }
+
+  /** docker's negotiation: the daemon's version when older than berth's, 1.24 when it names none. */
+  private async negotiate(): Promise<string> {
+    const { socketPath } = this.endpoint;
+    const dir = this.versionCacheDir;
+    const cached = socketPath !== undefined && dir !== undefined;
+    let server = cached ? cachedServerVersion(dir, socketPath) : undefined;
+    if (server === undefined) {
+      server = (await this.ping())['api-version'] ?? '';
+      // A daemon that names no version is asked again next time rather than pinned to 1.24.
+      if (cached && server !== '') rememberServerVersion(dir, socketPath, server);
+    }
+    if (server === '') return FALLBACK_API_VERSION;
+    return compareVersions(server, API_VERSION) < 0 ? server : API_VERSION;
   }
 
   /** Headers of the last ping (OSType, Docker-Experimental). */
@@ -302,12 +318,46 @@ export function userAgent(): string {
   return `berth/${BERTH_VERSION} (linux)`;
 }
 
-/** The whole body as text. */
-export async function readText(res: Readable): Promise<string> {
-  const parts: Buffer[] = [];
-  for await (const chunk of res) parts.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as string));
-  return Buffer.concat(parts).toString('utf8');
+/**
+ * The whole body as text. With events rather than `for await`: a stream's async iterator is costly
+ * machinery to set up the first time, and every command reads at least one body.
+ */
+export function readText(res: Readable): Promise<string> {
+  return new Promise((resolve, reject) => {
+    if (res.errored) return reject(res.errored);
+    if (res.readableEnded) return resolve('');
+    if (res.destroyed) return reject(prematureClose());
+    const parts: Buffer[] = [];
+    const onData = (chunk: Buffer | string): number =>
+      parts.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk));
+    const onEnd = (): void => {
+      settle();
+      resolve(Buffer.concat(parts).toString('utf8'));
+    };
+    const onError = (err: Error): void => {
+      settle();
+      reject(err);
+    };
+    const onClose = (): void => {
+      settle();
+      reject(res.errored ?? prematureClose());
+    };
+    const settle = (): void => {
+      res.off('data', onData);
+      res.off('end', onEnd);
+      res.off('error', onError);
+      res.off('close', onClose);
+    };
+    res.on('data', onData);
+    res.once('end', onEnd);
+    res.once('error', onError);
+    res.once('close', onClose);
+  });
 }
+
+/** What `for await` reports for a stream destroyed before its end. */
+const prematureClose = (): Error =>
+  Object.assign(new Error('Premature close'), { code: 'ERR_STREAM_PREMATURE_CLOSE' });
 
 /** ApiError from an error response: `{"message": ...}`, or the body as text. */
 async function errorFrom(res: HttpResponse): Promise<ApiError> {

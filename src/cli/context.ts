@@ -3,10 +3,12 @@
  * flags, and a lazily created API client for the daemon chosen by -H, BERTH_HOST or DOCKER_HOST.
  */
 import { readFileSync } from 'node:fs';
-import { homedir } from 'node:os';
+import { createRequire } from 'node:module';
+import type * as Os from 'node:os';
 import { join } from 'node:path';
 import { ApiClient, DEFAULT_HOST, type TlsFiles } from './client.js';
 import { CommandError } from './errors.js';
+import { versionCacheDir } from './version-cache.js';
 
 export interface InputStream extends NodeJS.ReadableStream {
   isTTY?: boolean;
@@ -76,7 +78,7 @@ export class CliContext {
     return (
       this.options.configDir ??
       nonEmpty(this.env.DOCKER_CONFIG) ??
-      join(this.env.HOME ?? homedir(), '.docker')
+      join(this.env.HOME ?? homeDirectory(), '.docker')
     );
   }
 
@@ -85,6 +87,7 @@ export class CliContext {
       host: this.host,
       tls: this.tlsFiles(),
       apiVersion: nonEmpty(this.env.BERTH_API_VERSION) ?? nonEmpty(this.env.DOCKER_API_VERSION),
+      versionCacheDir: versionCacheDir(this.env),
     });
     return this.apiClient;
   }
@@ -124,6 +127,11 @@ export class CliContext {
     files.key = read(this.options.tlsKey, 'key.pem');
     return files;
   }
+}
+
+/** The home directory when HOME is unset: node:os is loaded only then, not at every start. */
+function homeDirectory(): string {
+  return (createRequire(import.meta.url)('node:os') as typeof Os).homedir();
 }
 
 const nonEmpty = (value: string | undefined): string | undefined =>

@@ -9,15 +9,18 @@ import type { Duplex, Writable } from 'node:stream';
 import type { CliContext, InputStream } from './context.js';
 import { CommandError } from './errors.js';
 
+/** Where demultiplexed output goes; read on each write, so an unused process stream is never made. */
+export interface Outputs {
+  readonly stdout: NodeJS.WritableStream;
+  readonly stderr: NodeJS.WritableStream;
+}
+
 /** Splits the multiplexed stream into stdout (1) and stderr (2); a stream-3 frame is an error. */
 export class FrameDemuxer {
   private buffered: Buffer = Buffer.alloc(0);
   systemError = '';
 
-  constructor(
-    private readonly stdout: NodeJS.WritableStream,
-    private readonly stderr: NodeJS.WritableStream,
-  ) {}
+  constructor(private readonly outputs: Outputs) {}
 
   /** Writes the complete frames; false when an output asked to wait for 'drain'. */
   push(chunk: Buffer): boolean {
@@ -32,9 +35,9 @@ export class FrameDemuxer {
       if (this.buffered.length < 8 + size) break;
       const payload = this.buffered.subarray(8, 8 + size);
       this.buffered = this.buffered.subarray(8 + size);
-      if (type === 2) flowing = this.stderr.write(payload) && flowing;
+      if (type === 2) flowing = this.outputs.stderr.write(payload) && flowing;
       else if (type === 3) this.systemError += payload.toString('utf8');
-      else flowing = this.stdout.write(payload) && flowing;
+      else flowing = this.outputs.stdout.write(payload) && flowing;
     }
     return flowing;
   }
@@ -123,10 +126,12 @@ export function followTerminalSize(ctx: CliContext, resize: () => Promise<void>)
 
 /** Copies between the hijacked socket and the local streams until the output ends or the user detaches. */
 export function runSession(ctx: CliContext, socket: Duplex, options: SessionOptions): Promise<SessionResult> {
-  const { stdout, stderr } = ctx.streams;
+  // The process's stdout and stderr are made on first use (main.ts): a container that prints
+  // nothing costs no stream set-up.
+  const outputs = ctx.streams;
   // Only when it is used: creating process.stdin has a cost, and it would hold the process open.
   const stdin = options.stdin ? ctx.streams.stdin : undefined;
-  const demuxer = options.tty ? undefined : new FrameDemuxer(stdout, stderr);
+  const demuxer = options.tty ? undefined : new FrameDemuxer(outputs);
   let initialResize: Promise<void> = Promise.resolve();
   return new Promise<SessionResult>((resolve, reject) => {
     let finished = false;
@@ -154,7 +159,7 @@ export function runSession(ctx: CliContext, socket: Duplex, options: SessionOpti
     socket.on('data', (chunk: Buffer) => {
       try {
         if (demuxer) demuxer.push(chunk);
-        else stdout.write(chunk);
+        else outputs.stdout.write(chunk);
       } catch (err) {
         socket.destroy();
         finish(err as Error);

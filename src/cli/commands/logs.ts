@@ -64,7 +64,7 @@ export const commands: Record<string, CommandDef> = {
         await pipeline(res, ctx.stdout, { end: false });
       } else {
         // Backpressure: a slow reader of a long log holds the daemon's stream, not berth's memory.
-        const demuxer = new FrameDemuxer(ctx.stdout, ctx.stderr);
+        const demuxer = new FrameDemuxer(ctx.streams);
         for await (const chunk of res) {
           if (!demuxer.push(chunk as Buffer)) {
             await Promise.all(

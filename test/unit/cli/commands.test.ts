@@ -17,7 +17,7 @@ import { tarArchive } from '../../../src/archive/tar-writer.js';
 import { API_VERSION } from '../../../src/common/version.js';
 import { CONTAINER_ID, FakeDockerApi, frame } from '../../helpers/fake-docker-api.js';
 import { PULL_MESSAGES, pulls } from './fixtures.js';
-import { runBerth, tempDir } from './harness.js';
+import { runBerth, tempDir, type RunOptions } from './harness.js';
 
 async function startFake(t: { after: (fn: () => Promise<void>) => void }): Promise<FakeDockerApi> {
   const fake = await FakeDockerApi.start();
@@ -55,26 +55,52 @@ test('the default host is berthd socket; -H wins over BERTH_HOST, which wins ove
 
 test('the API version is negotiated with /_ping like the docker CLI', async (t) => {
   const fake = await startFake(t);
+  // Each daemon version is new to berth: nothing remembered from the run before.
+  const fresh = async (): Promise<RunOptions> => ({ env: { XDG_RUNTIME_DIR: await tempDir(t) } });
   fake.apiVersion = '1.43';
-  await runBerth(fake.host, ['ps']);
+  await runBerth(fake.host, ['ps'], await fresh());
   assert.equal(fake.requests[0]?.method, 'HEAD');
   assert.equal(fake.requests[0]?.path, '/_ping');
   assert.equal(fake.calls[0]?.url, '/v1.43/containers/json');
 
   fake.reset();
   fake.apiVersion = '9.99';
-  await runBerth(fake.host, ['ps']);
+  await runBerth(fake.host, ['ps'], await fresh());
   assert.equal(fake.calls[0]?.version, API_VERSION, 'never newer than berth speaks');
 
   fake.reset();
   fake.apiVersion = '';
-  await runBerth(fake.host, ['ps']);
+  await runBerth(fake.host, ['ps'], await fresh());
   assert.equal(fake.calls[0]?.version, '1.24', 'a daemon without Api-Version gets docker fallback');
 
   fake.reset();
   await runBerth(fake.host, ['ps'], { env: { DOCKER_API_VERSION: '1.44' } });
   assert.equal(fake.requests.length, 1, 'a fixed version needs no ping');
   assert.equal(fake.requests[0]?.url, '/v1.44/containers/json');
+});
+
+test("the daemon's version is remembered for its socket: later commands skip /_ping", async (t) => {
+  const runtime: RunOptions = { env: { XDG_RUNTIME_DIR: await tempDir(t) } };
+  const fake = await startFake(t);
+  fake.apiVersion = '1.43';
+  await runBerth(fake.host, ['ps'], runtime);
+  assert.equal(fake.requests[0]?.path, '/_ping');
+  fake.reset();
+  await runBerth(fake.host, ['ps'], runtime);
+  assert.deepEqual(
+    fake.requests.map((r) => r.url),
+    ['/v1.43/containers/json'],
+    'no ping, and the version learned before',
+  );
+
+  // A daemon that never named its version is asked every time.
+  const silent = await startFake(t);
+  silent.apiVersion = '';
+  await runBerth(silent.host, ['ps'], runtime);
+  silent.reset();
+  await runBerth(silent.host, ['ps'], runtime);
+  assert.equal(silent.requests[0]?.path, '/_ping');
+  assert.equal(silent.calls[0]?.version, '1.24');
 });
 
 test('daemon errors become "Error response from daemon: <message>" with exit 1', async (t) => {

@@ -30,7 +30,8 @@ import { displayablePorts, formatUsesSize } from '../../../src/cli/commands/ps.j
 import { splitCpArg } from '../../../src/cli/commands/cp.js';
 import { computeStats, statsContext, type StatsEntry } from '../../../src/cli/commands/stats.js';
 import { progressString, readJsonMessages } from '../../../src/cli/progress.js';
-import { DetachWatcher, FrameDemuxer, parseDetachKeys } from '../../../src/cli/stdio.js';
+import { DetachWatcher, FrameDemuxer, parseDetachKeys, runSession } from '../../../src/cli/stdio.js';
+import { CliContext, type Streams } from '../../../src/cli/context.js';
 import { encodeQuery, parseHost } from '../../../src/cli/client.js';
 import { CommandError } from '../../../src/cli/errors.js';
 
@@ -190,6 +191,9 @@ test('flag values: memory, durations, CPUs, timestamps, filters', () => {
   assert.equal(parseGoDuration('1m30s'), 90e9);
   assert.equal(parseGoDuration('1.5h'), 5400e9);
   assert.equal(parseGoDuration('300ms'), 3e8);
+  // Go's micro sign and Greek mu both spell microseconds.
+  assert.equal(parseGoDuration('2\u00b5s'), 2000);
+  assert.equal(parseGoDuration('3\u03bcs'), 3000);
   assert.equal(parseGoDuration('0'), 0);
   assert.throws(() => parseGoDuration('5'), /missing unit/);
   assert.throws(() => parseGoDuration('abc'), /invalid duration "abc"/);
@@ -333,7 +337,7 @@ test('JSON message streams may split objects across chunks', async () => {
 test('stdio: multiplexed frames split across reads; detach keys; docker key syntax', () => {
   const out = new PassThrough();
   const err = new PassThrough();
-  const demux = new FrameDemuxer(out, err);
+  const demux = new FrameDemuxer({ stdout: out, stderr: err });
   const frames = Buffer.concat([
     Buffer.from([1, 0, 0, 0, 0, 0, 0, 3]),
     Buffer.from('abc'),
@@ -346,7 +350,7 @@ test('stdio: multiplexed frames split across reads; detach keys; docker key synt
   assert.equal(String(out.read()), 'abc');
   assert.equal(String(err.read()), '!!');
   assert.throws(
-    () => new FrameDemuxer(out, err).push(Buffer.from([9, 9, 9, 9, 0, 0, 0, 0])),
+    () => new FrameDemuxer({ stdout: out, stderr: err }).push(Buffer.from([9, 9, 9, 9, 0, 0, 0, 0])),
     /Unrecognized input header/,
   );
 
@@ -360,6 +364,36 @@ test('stdio: multiplexed frames split across reads; detach keys; docker key synt
   });
   assert.deepEqual(watcher.feed(Buffer.from([16])), { forward: Buffer.alloc(0), detached: false });
   assert.deepEqual(watcher.feed(Buffer.from([17, 120])), { forward: Buffer.alloc(0), detached: true });
+});
+
+test('stdio: a session that carries no output never makes the local output streams', async () => {
+  const made: string[] = [];
+  const output = (name: string): PassThrough => {
+    made.push(name);
+    return new PassThrough();
+  };
+  const streams = {
+    get stdin() {
+      made.push('stdin');
+      return new PassThrough();
+    },
+    get stdout() {
+      return output('stdout');
+    },
+    get stderr() {
+      return output('stderr');
+    },
+  } as Streams;
+  const ctx = new CliContext(streams, {}, { hosts: [], tls: false, tlsVerify: false, debug: false });
+  const quiet = new PassThrough();
+  quiet.end();
+  const options = { tty: false, stdin: false, detachKeys: 'ctrl-p,ctrl-q' };
+  assert.deepEqual(await runSession(ctx, quiet, options), { detached: false });
+  assert.deepEqual(made, []);
+  const talking = new PassThrough();
+  talking.end(Buffer.concat([Buffer.from([2, 0, 0, 0, 0, 0, 0, 2]), Buffer.from('!!')]));
+  assert.deepEqual(await runSession(ctx, talking, options), { detached: false });
+  assert.deepEqual(made, ['stderr'], 'only the stream that was written to');
 });
 
 test('hosts, queries and cp arguments', () => {

@@ -3,7 +3,7 @@
  * against the same fake Engine API, and reducing what they sent to comparable records.
  */
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +12,10 @@ import { main } from '../../../src/cli/main.js';
 import { FakeDockerApi, type RecordedRequest } from '../../helpers/fake-docker-api.js';
 
 export const DOCKER = '/usr/local/bin/docker';
+
+/** Where berth remembers daemon API versions (version-cache.ts): this test process's own. */
+const RUNTIME_DIR = mkdtempSync(join(tmpdir(), 'berth-cli-runtime-'));
+process.on('exit', () => rmSync(RUNTIME_DIR, { recursive: true, force: true }));
 export const haveDocker = existsSync(DOCKER);
 
 export interface CliResult {
@@ -58,6 +62,7 @@ export async function runBerth(host: string, args: string[], options: RunOptions
     HOME: tmpdir(),
     // No config.json unless a test provides one.
     DOCKER_CONFIG: join(tmpdir(), 'berth-cli-test-no-config'),
+    XDG_RUNTIME_DIR: RUNTIME_DIR,
     BERTH_HOST: host,
     ...options.env,
   };

@@ -89,6 +89,25 @@ test('a body without length ends with the connection; an early close is a hang-u
   await assert.rejects(refused.request({ method: 'GET', path: '/', headers: {} }), { code: 'ECONNREFUSED' });
 });
 
+test(
+  'readText collects a body, and fails for an error or a stream destroyed before its end',
+  LIMIT,
+  async () => {
+    assert.equal(await readText(Readable.from([Buffer.from('{"a":'), '1}'])), '{"a":1}');
+    const failing = new Readable({ read() {} });
+    failing.push('part');
+    setImmediate(() => failing.destroy(new Error('boom')));
+    await assert.rejects(readText(failing), /boom/);
+    const cut = new Readable({ read() {} });
+    setImmediate(() => cut.destroy());
+    await assert.rejects(readText(cut), { code: 'ERR_STREAM_PREMATURE_CLOSE' });
+    const ended = Readable.from([]);
+    ended.resume();
+    await new Promise((resolve) => ended.once('end', resolve));
+    assert.equal(await readText(ended), '', 'nothing more to read');
+  },
+);
+
 test('an upgrade hands over the connection with the bytes that came with the 101', LIMIT, async (t) => {
   const { client } = await rawServer(t, (head, socket) => {
     if (head.includes('/refused')) {
