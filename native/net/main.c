@@ -201,7 +201,7 @@ int main(int argc, char **argv)
     /* A vanished client shows up as a failed write, not as a signal. */
     signal(SIGPIPE, SIG_IGN);
 
-    struct netctx c = {.ns_sock = -1};
+    struct netctx c = {.ns_sock = -1, .spare_ns = -1};
     c.host_ns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
     if (c.host_ns < 0 || (c.host_sock = nl_open()) < 0) {
         perror("berth-netlink: cannot open the network namespace or an rtnetlink socket");

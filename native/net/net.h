@@ -71,6 +71,7 @@ struct netctx {
     int host_sock; /* rtnetlink socket in the original namespace */
     int entered;   /* an `enter` moved this batch into another namespace */
     int ns_sock;   /* rtnetlink socket of the entered namespace, opened on first use, or -1 */
+    int spare_ns;  /* a namespace made ahead by netns-prepare (lo up), not yet handed out, or -1 */
 };
 
 struct op {

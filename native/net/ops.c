@@ -337,43 +337,63 @@ void leave_namespace(struct netctx *c)
     c->entered = 0;
 }
 
-static int op_netns_create(struct netctx *c, char **a, struct failure *f)
+/* A new network namespace with lo up, as an fd; the current namespace does not change. */
+static int new_namespace(struct failure *f)
 {
-    (void)c;
-    if (parse_path(a[0], f) < 0) return -1;
     int back = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
     if (back < 0) return fail(f, errno, "/proc/self/ns/net");
-    int fd = open(a[0], O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
-    if (fd < 0) {
-        fail(f, errno, "%s", a[0]);
-        close(back);
-        return -1;
-    }
-    close(fd);
-
-    int r = -1, mounted = 0;
+    int ns = -1;
     if (unshare(CLONE_NEWNET) < 0) {
         fail(f, errno, "unshare");
     } else {
-        if (mount("/proc/self/ns/net", a[0], "none", MS_BIND, NULL) < 0) {
-            fail(f, errno, "bind mount on %s", a[0]);
-        } else {
-            mounted = 1;
-            int s = nl_open();
-            if (s < 0) fail(f, errno, "rtnetlink socket");
-            else r = set_up(s, "lo", 1, f);
-            if (s >= 0) close(s);
+        ns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+        if (ns < 0) fail(f, errno, "/proc/self/ns/net of the new namespace");
+        int s = ns < 0 ? -1 : nl_open();
+        if (ns >= 0 && s < 0) fail(f, errno, "rtnetlink socket");
+        if (s >= 0 && set_up(s, "lo", 1, f) < 0) {
+            close(ns);
+            ns = -1;
         }
+        if (s >= 0) close(s);
         if (setns(back, CLONE_NEWNET) < 0) {
             perror("berth-netlink: cannot return from a new network namespace");
             exit(3);
         }
     }
     close(back);
-    if (r < 0) {
-        if (mounted) umount2(a[0], MNT_DETACH);
-        unlink(a[0]);
+    return ns;
+}
+
+/* Makes the namespace that the next netns-create hands out, so that the unshare and lo's setup
+ * happen while no container waits for them. One at most: a second call does nothing. */
+static int op_netns_prepare(struct netctx *c, char **a, struct failure *f)
+{
+    (void)a;
+    if (c->spare_ns >= 0) return 0;
+    c->spare_ns = new_namespace(f);
+    return c->spare_ns < 0 ? -1 : 0;
+}
+
+static int op_netns_create(struct netctx *c, char **a, struct failure *f)
+{
+    if (parse_path(a[0], f) < 0) return -1;
+    int fd = open(a[0], O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
+    if (fd < 0) return fail(f, errno, "%s", a[0]);
+    close(fd);
+
+    /* The prepared namespace if there is one, else a new one; either way it is used once. */
+    int ns = c->spare_ns;
+    c->spare_ns = -1;
+    if (ns < 0) ns = new_namespace(f);
+    int r = -1;
+    if (ns >= 0) {
+        char source[64];
+        snprintf(source, sizeof source, "/proc/self/fd/%d", ns);
+        if (mount(source, a[0], "none", MS_BIND, NULL) < 0) fail(f, errno, "bind mount on %s", a[0]);
+        else r = 0;
+        close(ns);
     }
+    if (r < 0) unlink(a[0]);
     return r;
 }
 
@@ -391,6 +411,7 @@ static int op_netns_delete(struct netctx *c, char **a, struct failure *f)
 static const struct op ops[] = {
     {"netns-create", 1, 1, op_netns_create},
     {"netns-delete", 1, 1, op_netns_delete},
+    {"netns-prepare", 0, 0, op_netns_prepare},
     {"enter", 1, 1, op_enter},
     {"bridge", 2, 3, op_bridge},
     {"veth", 4, 5, op_veth},

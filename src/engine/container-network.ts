@@ -104,25 +104,36 @@ export class ContainerNetworking {
    * ports. Everything set up is undone when a later step fails. Returns the namespace path.
    */
   async setUp(record: ContainerRecord, exposedPorts: string[]): Promise<string> {
-    const netnsPath = await this.networks.createSandbox(record.id);
+    const netnsPath = this.networks.sandboxPath(record.id);
+    // Not waited for before the endpoints: their batches queue behind the namespace's in
+    // berth-netlink, so its answer and the address choice overlap.
+    const created = this.networks.createSandbox(record.id);
     record.netnsPath = netnsPath;
-    record.endpoints = {};
+    const endpoints: Record<string, Endpoint> = (record.endpoints = {});
     try {
-      const requested = Object.entries(record.networks ?? {});
-      for (const [index, [name, settings]] of requested.entries()) {
-        const network = this.networks.get(name);
-        record.endpoints[network.name] = await this.networks.attach(
-          { id: record.id, name: record.name },
-          netnsPath,
-          network,
-          {
-            ...settings,
-            ...(index === 0 && record.config.MacAddress ? { MacAddress: record.config.MacAddress } : {}),
-          },
-          ifNameOf(index),
-          index === 0,
-        );
-      }
+      const attached = (async (): Promise<void> => {
+        const requested = Object.entries(record.networks ?? {});
+        for (const [index, [name, settings]] of requested.entries()) {
+          const network = this.networks.get(name);
+          // CNI plugins look at the namespace themselves.
+          if (network.driver === 'cni') await created;
+          endpoints[network.name] = await this.networks.attach(
+            { id: record.id, name: record.name },
+            netnsPath,
+            network,
+            {
+              ...settings,
+              ...(index === 0 && record.config.MacAddress ? { MacAddress: record.config.MacAddress } : {}),
+            },
+            ifNameOf(index),
+            index === 0,
+          );
+        }
+      })();
+      const [made, joined] = await Promise.allSettled([created, attached]);
+      // A namespace that could not be made explains the endpoints' failure too.
+      if (made.status === 'rejected') throw made.reason;
+      if (joined.status === 'rejected') throw joined.reason;
       const primary = Object.values(record.endpoints)[0];
       const requests = parsePortBindings(record.hostConfig, exposedPorts);
       record.ports =
@@ -134,13 +145,19 @@ export class ContainerNetworking {
     }
   }
 
+  /** The namespace setUp prepares, known before it finishes: a spec needs only the path. */
+  namespacePath(record: ContainerRecord): string {
+    return this.networks.sandboxPath(record.id);
+  }
+
   /** At exit (or a failed start): ports, endpoints and the namespace go. */
   async tearDown(record: ContainerRecord): Promise<void> {
     await this.networks.unpublish(record.id);
-    // Removing the namespace takes its veths with it (no synchronous link deletion).
+    // Removing the namespace takes its veths with it (no synchronous link deletion), and nothing
+    // waits for the removal itself (dropSandbox).
     for (const endpoint of Object.values(record.endpoints ?? {}))
       await this.networks.detach(record.id, endpoint, !record.netnsPath);
-    if (record.netnsPath) await this.networks.removeSandbox(record.id);
+    if (record.netnsPath) this.networks.dropSandbox(record.id);
     delete record.endpoints;
     delete record.ports;
     delete record.netnsPath;

@@ -452,13 +452,16 @@ export class Engine {
     const idMap = containerIdMap(this.options.userns, record.hostConfig);
     await this.mountSnapshot(record, rootfs, id);
     let saved: Promise<void>;
+    // The network is set up while the spec is built: the spec needs only the namespace's path,
+    // /etc/hosts the addresses (written just before the runtime starts).
+    let network: Promise<string> | undefined;
     try {
-      const image = await this.options.images.inspect(record.image).catch(() => undefined);
-      const netnsPath = usesManagedNetwork(record)
-        ? await this.options.networking.setUp(record, Object.keys(record.config.ExposedPorts ?? {}))
+      network = usesManagedNetwork(record)
+        ? this.options.networking.setUp(record, Object.keys(record.config.ExposedPorts ?? {}))
         : undefined;
-      await this.writeEtcFiles(record, this.hostnameOf(record));
-      if (idMap) await shareContainerDir(this.containers.dir(id), idMap);
+      network?.catch(() => undefined); // awaited below, or before the teardown on failure
+      const netnsPath = network ? this.options.networking.namespacePath(record) : undefined;
+      const image = await this.options.images.inspect(record.image).catch(() => undefined);
       // Docker resolves the daemon's default at start: inspect keeps showing Init as it was given.
       const withInit = record.hostConfig.Init ?? this.options.init?.enabled ?? false;
       const spec = await buildSpec({
@@ -480,6 +483,7 @@ export class Engine {
         availableCapabilities: HOST_CAPABILITIES,
       });
       const outside = takeOutsideSettings(spec);
+      if (outside.network) await network;
       await applyNetworkSysctls(outside);
       const bundle = this.runDir(id);
       await rm(bundle, { recursive: true, force: true });
@@ -488,6 +492,9 @@ export class Engine {
       const maxSize = parseSize(record.hostConfig.LogConfig?.Config?.['max-size']);
       const maxFiles = Number(record.hostConfig.LogConfig?.Config?.['max-file'] ?? '1');
       await this.options.runtime.delete(id, true).catch(() => undefined);
+      await network;
+      await this.writeEtcFiles(record, this.hostnameOf(record));
+      if (idMap) await shareContainerDir(this.containers.dir(id), idMap);
       const { record: runtimeRecord } = await this.options.runtime.create(id, {
         bundle,
         stdio: ['ignore', 'ignore', 'ignore'],
@@ -528,6 +535,7 @@ export class Engine {
       this.pendingAttach.delete(id);
       record.state = { ...record.state, Error: describeError(err) };
       await this.options.runtime.delete(id, true).catch(() => undefined);
+      await network?.catch(() => undefined);
       await this.options.networking.tearDown(record).catch(() => undefined);
       await unmount(rootfs).catch(() => undefined);
       await this.containers.saveState(record).catch(() => undefined);

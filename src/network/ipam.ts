@@ -672,8 +672,20 @@ export class Ipam {
    * retry after a crash is harmless.
    */
   async allocate(request: AllocateRequest): Promise<EndpointAddresses> {
+    const { result, stored } = await this.allocateAhead(request);
+    await stored;
+    return result;
+  }
+
+  /**
+   * allocate() that answers as soon as the addresses are chosen, with the write of ipam.json
+   * still going (`stored`): the caller configures the interface meanwhile and must not let the
+   * container run before `stored` resolves. Until then later operations wait, and a failed write
+   * leaves the addresses free again.
+   */
+  allocateAhead(request: AllocateRequest): Promise<{ result: EndpointAddresses; stored: Promise<void> }> {
     const wanted = { 4: parseStatic(request.ipv4, 4), 6: parseStatic(request.ipv6, 6) };
-    return this.mutate((pools) => {
+    return this.mutateAhead((pools) => {
       const result: EndpointAddresses = {};
       for (const family of [4, 6] as const) {
         const mine = pools.filter((pool) => pool.family === family);
@@ -756,20 +768,42 @@ export class Ipam {
     );
   }
 
+  /** Resolves once every operation started so far has finished (its write included). */
+  idle(): Promise<void> {
+    return this.tail.then(() => undefined);
+  }
+
   /**
    * Runs `change` on a copy of the pools, stores the copy, and only then makes it current: a
    * failed write leaves memory as it was. Operations run one at a time.
    */
-  private mutate<T>(change: (pools: Pool[]) => T): Promise<T> {
-    const run = async (): Promise<T> => {
-      const next = clonePools(this.current);
-      const result = change(next);
-      await (this.options.persist ?? defaultPersist)(this.options.path, serialize(next));
-      this.current = next;
-      return result;
-    };
-    const result = this.tail.then(run);
-    this.tail = result.catch(() => undefined);
+  private async mutate<T>(change: (pools: Pool[]) => T): Promise<T> {
+    const { result, stored } = await this.mutateAhead(change);
+    await stored;
     return result;
+  }
+
+  /** mutate(), answering with the result as soon as `change` ran and the write as `stored`. */
+  private mutateAhead<T>(change: (pools: Pool[]) => T): Promise<{ result: T; stored: Promise<void> }> {
+    return new Promise((resolve, reject) => {
+      const run = async (): Promise<void> => {
+        const next = clonePools(this.current);
+        let result: T;
+        try {
+          result = change(next);
+        } catch (err) {
+          reject(err as Error);
+          return;
+        }
+        const stored = (this.options.persist ?? defaultPersist)(this.options.path, serialize(next)).then(
+          () => {
+            this.current = next;
+          },
+        );
+        resolve({ result, stored });
+        await stored;
+      };
+      this.tail = this.tail.then(run).catch(() => undefined);
+    });
   }
 }

@@ -120,6 +120,7 @@ export class NetworkManager {
       await manager.startDns(network);
     }
     await manager.applyFirewall();
+    manager.prepareSandbox();
     return manager;
   }
 
@@ -338,6 +339,8 @@ export class NetworkManager {
   private async destroy(network: NetworkRecord): Promise<void> {
     await this.dns.get(network.id)?.close();
     this.dns.delete(network.id);
+    // A release still being written must not recreate the directory removed below.
+    await this.ipams.get(network.id)?.idle();
     this.ipams.delete(network.id);
     this.endpoints.delete(network.id);
     if (network.bridge) await this.netlink.run([{ op: 'link-delete', dev: network.bridge }]);
@@ -436,11 +439,15 @@ export class NetworkManager {
 
   // ---- containers --------------------------------------------------------------------------
 
-  private sandboxPath(containerId: string): string {
+  /** Where createSandbox mounts the container's network namespace. */
+  sandboxPath(containerId: string): string {
     return join(this.sandboxDir, containerId.slice(0, 16));
   }
 
-  /** A network namespace for a container, before its process exists (the runtime joins it by path). */
+  /**
+   * A network namespace for a container, before its process exists (the runtime joins it by path).
+   * Its batch is written before this returns, so batches sent after it (the endpoints) run after it.
+   */
   async createSandbox(containerId: string): Promise<string> {
     const path = this.sandboxPath(containerId);
     await this.netlink.run([
@@ -452,6 +459,27 @@ export class NetworkManager {
 
   async removeSandbox(containerId: string): Promise<void> {
     await this.netlink.run([{ op: 'netns-delete', path: this.sandboxPath(containerId) }]);
+    this.prepareSandbox();
+  }
+
+  /**
+   * removeSandbox without waiting (a container's exit): berth-netlink runs the removal before any
+   * later batch, a new namespace for the same container included, and close() lets it finish.
+   */
+  dropSandbox(containerId: string): void {
+    this.removeSandbox(containerId).catch((err: unknown) =>
+      this.options.log.warn(`removing the network namespace of ${containerId}: ${describeError(err)}`),
+    );
+  }
+
+  /**
+   * berth-netlink makes the next container's namespace now, while nobody waits for it (the unshare
+   * and lo's setup cost a millisecond or more). Not waited for: if it fails, netns-create makes one.
+   */
+  private prepareSandbox(): void {
+    this.netlink
+      .run([{ op: 'netns-prepare' }])
+      .catch((err: unknown) => this.options.log.warn(`preparing a network namespace: ${describeError(err)}`));
   }
 
   private index(networkId: string, owner: EndpointOwner, endpoint: Endpoint): void {
@@ -477,7 +505,9 @@ export class NetworkManager {
     if (network.driver !== 'bridge' || !network.bridge)
       throw invalidArgument(`network ${network.name} has no bridge to attach to`);
     const ipam = await this.openIpam(network);
-    const addresses = await ipam.allocate({
+    // ipam.json is written while berth-netlink configures the interface; both finish before the
+    // container runs, so no running container ever holds an address the file does not.
+    const { result: addresses, stored } = await ipam.allocateAhead({
       owner: owner.id,
       ...(settings.IPAMConfig?.IPv4Address ? { ipv4: settings.IPAMConfig.IPv4Address } : {}),
       ...(settings.IPAMConfig?.IPv6Address ? { ipv6: settings.IPAMConfig.IPv6Address } : {}),
@@ -515,12 +545,12 @@ export class NetworkManager {
       if (endpoint.ipv6)
         ops.push({ op: 'route', dst: 'default', gateway: endpoint.ipv6.gateway, dev: ifName });
     }
-    try {
-      await this.netlink.run(ops);
-    } catch (err) {
+    const [linked, saved] = await Promise.allSettled([this.netlink.run(ops), stored]);
+    if (linked.status === 'rejected' || saved.status === 'rejected') {
       await this.netlink.run([{ op: 'link-delete', dev: hostIf }]).catch(() => undefined);
-      await ipam.release(owner.id).catch(() => undefined);
-      throw err;
+      // A failed write left the addresses free already.
+      if (saved.status === 'fulfilled') await ipam.release(owner.id).catch(() => undefined);
+      throw linked.status === 'rejected' ? linked.reason : (saved as PromiseRejectedResult).reason;
     }
     this.index(network.id, owner, endpoint);
     return endpoint;
@@ -577,7 +607,14 @@ export class NetworkManager {
       await this.netlink
         .run([{ op: 'link-delete', dev: endpoint.hostIf }])
         .catch((err: unknown) => this.options.log.warn(`removing ${endpoint.hostIf}: ${describeError(err)}`));
-    await this.ipams.get(endpoint.networkId)?.release(containerId);
+    // Not waited for: later IPAM operations queue behind the write, network removal and close()
+    // wait for it, and one lost to a crash is redone by retain() at the next start.
+    this.ipams
+      .get(endpoint.networkId)
+      ?.release(containerId)
+      .catch((err: unknown) =>
+        this.options.log.warn(`freeing the addresses of ${containerId}: ${describeError(err)}`),
+      );
   }
 
   /** Reserve the host ports (a conflict fails here, like Docker) and forward them. */
@@ -700,6 +737,7 @@ export class NetworkManager {
 
   /** Daemon shutdown: DNS listeners and the netlink coprocess stop; bridges, rules and namespaces stay (live restore). */
   async close(): Promise<void> {
+    for (const ipam of this.ipams.values()) await ipam.idle();
     for (const server of this.dns.values()) await server.close();
     this.dns.clear();
     for (const entry of this.ports.values())

@@ -17,6 +17,8 @@ export type NetOp =
   | { op: 'netns-create'; path: string }
   /** Detach the namespace's mount and remove the file; a missing path is fine. */
   | { op: 'netns-delete'; path: string }
+  /** A namespace made ahead (lo up) that the next netns-create hands out; at most one is kept. */
+  | { op: 'netns-prepare' }
   /** The following operations of this batch run inside the namespace mounted at path. */
   | { op: 'enter'; path: string }
   /** Create the bridge unless it exists (as a bridge), set its mtu (and mac), bring it up. */
@@ -148,6 +150,8 @@ export function serializeOp(op: NetOp): string {
       case 'netns-delete':
       case 'enter':
         return [path(op.op, 'path', op.path)];
+      case 'netns-prepare':
+        return [];
       case 'bridge':
         return [
           ifname(op.op, 'name', op.name),

@@ -5,11 +5,12 @@
  * keeps serving, and deleted namespaces are really gone. Traffic goes only to the namespaces and
  * the bridge this test creates, on a 10.X subnet reserved for it.
  */
+import { once } from 'node:events';
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, statSync } from 'node:fs';
+import { readdir, readFile, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -289,3 +290,63 @@ test('a deleted namespace is gone, with its devices; deleting again is fine', { 
   await net.netlink.run([{ op: 'netns-delete', path: a }]);
   await assert.rejects(net.netlink.run([{ op: 'enter', path: a }]), /No such file or directory/);
 });
+
+/** The network namespaces (inode numbers) a process holds open by fd, other than its own. */
+async function heldNamespaces(pid: number): Promise<string[]> {
+  const own = await readlink(`/proc/${pid}/ns/net`);
+  const held: string[] = [];
+  for (const fd of await readdir(`/proc/${pid}/fd`)) {
+    const target = await readlink(`/proc/${pid}/fd/${fd}`).catch(() => '');
+    if (target.startsWith('net:[') && target !== own) held.push(target.slice(5, -1));
+  }
+  return held;
+}
+
+test(
+  'netns-prepare makes the namespace the next netns-create hands out; one at most',
+  { skip },
+  async (t) => {
+    const sandbox = await createSandbox(t);
+    const child = spawn(BINARY, [], { stdio: ['pipe', 'pipe', 'inherit'] });
+    if (child.pid !== undefined) sandbox.trackProcess(child.pid);
+    const pid = child.pid ?? 0;
+    child.stdout.setEncoding('utf8');
+    let output = '';
+    child.stdout.on('data', (chunk: string) => (output += chunk));
+    /** Sends one batch and waits (at most 10 s) for its answer. */
+    const ask = async (batch: string): Promise<string> => {
+      const answered = output.split('\n').length;
+      child.stdin.write(`${batch}\n\n`);
+      for (let i = 0; i < 1000 && output.split('\n').length === answered; i++)
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      return output.split('\n')[answered - 1] ?? '';
+    };
+    const first = join(sandbox.root, 'ns-first');
+    const second = join(sandbox.root, 'ns-second');
+    sandbox.trackMount(first);
+    sandbox.trackMount(second);
+
+    assert.deepEqual(await heldNamespaces(pid), []);
+    assert.equal(await ask('netns-prepare'), 'ok');
+    const spare = await heldNamespaces(pid);
+    assert.equal(spare.length, 1, 'one prepared namespace held by fd');
+    assert.equal(await ask('netns-prepare'), 'ok');
+    assert.deepEqual(await heldNamespaces(pid), spare, 'a second netns-prepare keeps the first one');
+
+    assert.equal(await ask(`netns-create ${first}`), 'ok');
+    assert.equal(String(statSync(first).ino), spare[0], 'the prepared namespace is mounted');
+    assert.deepEqual(await heldNamespaces(pid), [], 'and no longer held');
+    assert.match((await inNs(first, ['ip', '-o', 'link', 'show', 'lo'])).stdout, /[<,]UP[,>]/);
+
+    // Without a prepared one, netns-create makes a new namespace as before.
+    assert.equal(await ask(`netns-create ${second}`), 'ok');
+    assert.notEqual(String(statSync(second).ino), spare[0]);
+    assert.match((await inNs(second, ['ip', '-o', 'link', 'show', 'lo'])).stdout, /[<,]UP[,>]/);
+
+    assert.equal(await ask(`netns-delete ${first}\nnetns-delete ${second}\nnetns-prepare`), 'ok');
+    assert.equal(existsSync(first) || existsSync(second), false);
+    child.stdin.end();
+    const [code] = (await once(child, 'exit')) as [number | null];
+    assert.equal(code, 0);
+  },
+);

@@ -383,6 +383,79 @@ test('a failed write leaves the allocation undone', async (t) => {
   assert.equal(await next(ipam, 'b'), '10.6.0.2');
 });
 
+/** A persist hook whose writes wait until `finish()` (or fail with `fail()`). */
+function heldWrites(): {
+  persist: NonNullable<IpamOptions['persist']>;
+  pending: () => number;
+  finish: () => void;
+  fail: () => void;
+} {
+  const waiting: Array<{ resolve: () => void; reject: (err: Error) => void }> = [];
+  return {
+    persist: () => new Promise<void>((resolve, reject) => waiting.push({ resolve, reject })),
+    pending: () => waiting.length,
+    finish: () => waiting.shift()?.resolve(),
+    fail: () => waiting.shift()?.reject(new Error('disk full')),
+  };
+}
+
+const settledYet = async (promise: Promise<unknown>): Promise<boolean> => {
+  let settled = false;
+  promise.then(
+    () => (settled = true),
+    () => (settled = true),
+  );
+  await new Promise((resolve) => setImmediate(resolve));
+  return settled;
+};
+
+test('allocateAhead answers before its write; later operations wait for that write', async (t) => {
+  const { options } = await userNetwork(t, [{ Subnet: '10.7.0.0/24' }]);
+  const writes = heldWrites();
+  const ipam = await Ipam.open({ ...options, persist: writes.persist });
+  const { result, stored } = await ipam.allocateAhead({ owner: 'a' });
+  assert.equal(result.ipv4?.address, '10.7.0.2');
+  assert.equal(writes.pending(), 1);
+  assert.equal(await settledYet(stored), false);
+  // Memory takes the allocation only with the write, and the next operation queues behind it.
+  assert.deepEqual(ipam.allocations(), []);
+  const second = ipam.allocateAhead({ owner: 'b' });
+  const idle = ipam.idle();
+  assert.equal(await settledYet(second), false);
+  writes.finish();
+  await stored;
+  assert.deepEqual(ipam.allocations(), [{ address: '10.7.0.2', owner: 'a' }]);
+  assert.equal((await second).result.ipv4?.address, '10.7.0.3');
+  assert.equal(await settledYet(idle), false, 'idle waits for the second write too');
+  writes.finish();
+  await idle;
+  assert.equal(ipam.allocations().length, 2);
+});
+
+test('allocateAhead: a failed write rejects `stored` and leaves the addresses free', async (t) => {
+  const { options } = await userNetwork(t, [{ Subnet: '10.8.0.0/24' }]);
+  const writes = heldWrites();
+  const ipam = await Ipam.open({ ...options, persist: writes.persist });
+  const { result, stored } = await ipam.allocateAhead({ owner: 'a' });
+  assert.equal(result.ipv4?.address, '10.8.0.2');
+  writes.fail();
+  await assert.rejects(stored, /disk full/);
+  assert.deepEqual(ipam.allocations(), []);
+  const again = ipam.allocateAhead({ owner: 'b' });
+  assert.equal((await again).result.ipv4?.address, '10.8.0.2');
+  writes.finish();
+  await (
+    await again
+  ).stored;
+  // A request the pools refuse rejects at once, with nothing written.
+  await rejectsWith(
+    ipam.allocateAhead({ owner: 'c', ipv4: '10.8.0.2' }),
+    'forbidden',
+    'Address already in use',
+  );
+  assert.equal(writes.pending(), 0);
+});
+
 test('concurrent allocations on one network are serialised and distinct', async (t) => {
   const { ipam, options } = await userNetwork(t, [{ Subnet: '10.9.0.0/24' }]);
   const owners = Array.from({ length: 30 }, (_, i) => `o${i}`);

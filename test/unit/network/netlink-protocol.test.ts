@@ -55,6 +55,7 @@ test(
       'netns-create relative',
       'enter relative',
       'netns-delete relative',
+      'netns-prepare now',
     ];
     const { status, stdout, stderr } = serve(batches.map((b) => `${b}\n\n`).join(''));
     assert.equal(status, 0, stderr);
@@ -84,6 +85,7 @@ test(
       'error 1 netns-create relative: path relative is not absolute',
       'error 1 enter relative: path relative is not absolute',
       'error 1 netns-delete relative: path relative is not absolute',
+      'error 1 netns-prepare takes 0 arguments, got 1',
     ]);
   },
 );

@@ -23,6 +23,7 @@ test('every operation serializes to its line', () => {
   const cases: Array<[NetOp, string]> = [
     [{ op: 'netns-create', path: '/run/berth/netns/abc' }, 'netns-create /run/berth/netns/abc'],
     [{ op: 'netns-delete', path: '/run/berth/netns/abc' }, 'netns-delete /run/berth/netns/abc'],
+    [{ op: 'netns-prepare' }, 'netns-prepare'],
     [{ op: 'enter', path: '/run/berth/netns/abc' }, 'enter /run/berth/netns/abc'],
     [{ op: 'bridge', name: 'berth0', mtu: 1500 }, 'bridge berth0 1500'],
     [
