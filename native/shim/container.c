@@ -1,5 +1,6 @@
 /* child1 (joins namespaces, clones init) and init (waits for `go`, runs every container op in
  * plan order, ends in execve). Both report to the shim over the SOCK_SEQPACKET channel. */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -26,6 +27,7 @@ struct init_state {
     int start;      /* the start fifo opened for writing: held while startContainer HOOKs run */
     int created;
     int started;    /* past WAIT_START: a HOOK's state has init's own pid (runc: getpid()) */
+    char program[PATH_MAX]; /* EXEC's program as look_path found it, before `created` */
 };
 
 static void report(int chan, uint32_t index, const char *name, const struct failure *f)
@@ -67,11 +69,61 @@ static int write_file(const char *path, const char *content, struct failure *f)
     return r < 0 ? fail(f, err, "writing %s", path) : 0;
 }
 
+/* Go's syscall error strings are strerror's, lower-cased ("no such file or directory"). */
+static const char *go_error(int err, char *buf, size_t size)
+{
+    snprintf(buf, size, "%s", strerror(err));
+    buf[0] = (char)tolower((unsigned char)buf[0]);
+    return buf;
+}
+
+/* Go's findExecutable: a regular file the caller may execute (faccessat also refuses noexec mounts). */
+static int executable(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) < 0) return -errno;
+    if (S_ISDIR(st.st_mode)) return -EISDIR;
+    if (faccessat(AT_FDCWD, path, X_OK, AT_EACCESS) == 0) return 0;
+    if (errno != ENOSYS && errno != EPERM) return -errno;
+    return (st.st_mode & 0111) ? 0 : -EACCES;
+}
+
+/* runc's exec.LookPath of argv[0] (in the container's root, with its PATH, as its user, before
+ * `created`), so that create fails with runc's message instead of the program's exit 127. */
+static int look_path(struct init_state *s, const struct plan_op *op, struct failure *f)
+{
+    const char *name = op->f[1].s, *search = DEFAULT_PATH;
+    char reason[128];
+    for (uint32_t i = 1 + (uint32_t)op->f[0].n; i < op->nfields; i++)
+        if (strncmp(op->f[i].s, "PATH=", 5) == 0) search = op->f[i].s + 5;
+    if (strchr(name, '/')) {
+        int r = executable(name);
+        if (r == -EISDIR || r == -EACCES) fail(f, 0, "exec: \"%s\": %s", name, go_error(-r, reason, sizeof reason));
+        else if (r < 0) fail(f, 0, "exec: \"%s\": stat %s: %s", name, name, go_error(-r, reason, sizeof reason));
+        else snprintf(s->program, sizeof s->program, "%s", name);
+        return r < 0 ? (f->err = -r, -1) : 0;
+    }
+    for (const char *p = search;; p++) {
+        size_t dlen = strcspn(p, ":");
+        /* an empty entry is the working directory, as for execvp */
+        int n = snprintf(s->program, sizeof s->program, "%.*s%s%s", (int)dlen, p, dlen ? "/" : "", name);
+        if (n < (int)sizeof s->program && executable(s->program) == 0) return 0;
+        p += dlen;
+        if (!*p) break;
+    }
+    s->program[0] = 0;
+    fail(f, 0, "exec: \"%s\": executable file not found in $PATH", name);
+    f->err = ENOENT;
+    return -1;
+}
+
 /* WAIT_START: `created`, then wait for `start` to open the fifo. The answer byte is written by
  * answer_start() once the HOOK ops that follow (startContainer hooks) have run. */
 static int wait_start(struct init_state *s, struct failure *f)
 {
     char path[64];
+    uint32_t exec_index = s->l->plan->nops - 1; /* the plan ends with EXEC */
+    if (look_path(s, &s->l->plan->ops[exec_index], f) < 0) die_op(s->l, (int)exec_index, f);
     send_msg(s->l->chan, "created", -1);
     s->created = 1;
     snprintf(path, sizeof path, "/proc/self/fd/%d", s->fifo);
@@ -143,48 +195,26 @@ static int exec_op(struct init_state *s, const struct plan_op *op, struct failur
     size_t argc = (size_t)op->f[0].n, nenv = op->nfields - 1 - argc;
     char **argv = calloc(argc + 1, sizeof *argv), **envp = calloc(nenv + 1, sizeof *envp);
     if (!argv || !envp) return fail(f, ENOMEM, "exec arguments");
-    const char *search = DEFAULT_PATH;
     for (size_t i = 0; i < argc; i++) argv[i] = (char *)op->f[1 + i].s;
-    for (size_t i = 0; i < nenv; i++) {
-        envp[i] = (char *)op->f[1 + argc + i].s;
-        if (strncmp(envp[i], "PATH=", 5) == 0) search = envp[i] + 5;
-    }
+    for (size_t i = 0; i < nenv; i++) envp[i] = (char *)op->f[1 + argc + i].s;
+    /* Without WAIT_START (an exec'd process) the look-up happens here, still before `created`. */
     if (!s->created) {
+        if (look_path(s, op, f) < 0) return -1;
         send_msg(s->l->chan, "created", -1);
         s->created = 1;
     }
-    int err = ENOENT;
-    if (strchr(argv[0], '/')) {
-        execve(argv[0], argv, envp);
-        err = errno;
-    } else {
-        int eacces = 0;
-        for (const char *p = search;; p++) {
-            size_t dlen = strcspn(p, ":");
-            char path[PATH_MAX];
-            if (snprintf(path, sizeof path, "%.*s%s%s", (int)dlen, p, dlen ? "/" : "", argv[0]) < (int)sizeof path) {
-                execve(path, argv, envp);
-                if (errno == EACCES) eacces = 1;
-                else if (errno != ENOENT && errno != ENOTDIR && errno != ESTALE && errno != ENODEV) {
-                    err = errno;
-                    break;
-                }
-            }
-            p += dlen;
-            if (!*p) {
-                err = eacces ? EACCES : ENOENT;
-                break;
-            }
-        }
-    }
+    execve(s->program, argv, envp);
+    int err = errno;
+    /* The program changed since look_path found it: the late report, after `created`. */
     if (err == ENOENT || err == EACCES) {
-        char line[DETAIL_MAX];
-        snprintf(line, sizeof line, "exec-failed %d %s: %s", err, argv[0], strerror(err));
+        char line[DETAIL_MAX], reason[128];
+        go_error(err, reason, sizeof reason);
+        snprintf(line, sizeof line, "exec-failed %d exec %.800s: %.100s", err, s->program, reason);
         one_line(line + 12);
         send_msg(s->l->chan, line, -1);
         _exit(err == ENOENT ? 127 : 126);
     }
-    return fail(f, err, "execve %s", argv[0]);
+    return fail(f, err, "execve %s", s->program);
 }
 
 static int run_op(struct init_state *s, const struct plan_op *op, struct failure *f)

@@ -305,6 +305,31 @@ function checkStruct(value: Record<string, unknown>, type: Struct, prefix: strin
   }
 }
 
+const EXEC_BODY: Struct = {
+  name: 'ExecConfig',
+  keepNulls: true,
+  fields: {
+    User: 'string',
+    Privileged: 'boolean',
+    Tty: 'boolean',
+    ConsoleSize: 'numbers',
+    AttachStdin: 'boolean',
+    AttachStderr: 'boolean',
+    AttachStdout: 'boolean',
+    DetachKeys: 'string',
+    Env: 'strings',
+    WorkingDir: 'string',
+    Cmd: 'strings',
+  },
+};
+
+/** The body of `POST /containers/{id}/exec`, checked like a create body. */
+export function checkExecBody(body: unknown): Record<string, unknown> {
+  if (!isObject(body)) throw invalidArgument('exec configuration is missing');
+  checkStruct(body, EXEC_BODY, '');
+  return body;
+}
+
 /** The create body, checked; strings in string-or-array fields made arrays. */
 export function checkCreateBody(body: unknown): CreateRequest {
   if (!isObject(body)) throw invalidArgument('Config cannot be empty in order to create a container');

@@ -52,6 +52,7 @@ import {
 import type { VolumeStore } from '../volume/local.js';
 import { ContainerNetworking, usesManagedNetwork } from './container-network.js';
 import { exitEvents, startEvents, volumeEvent } from './lifecycle-events.js';
+import { startFailure } from './start-error.js';
 import type { NetworkRecord } from '../network/network-record.js';
 import type { EndpointSettings } from './docker-types.js';
 import { containerRef } from './namespaces.js';
@@ -530,10 +531,12 @@ export class Engine {
       saved = this.containers.saveState(record);
       this.publish(record, 'start');
       this.watchExit(record, watcher);
-    } catch (err) {
+    } catch (failure) {
+      // dockerd's answer and State for it: a program that cannot run is a 400 with exit code 127/126.
+      const { error: err, exitCode } = startFailure(failure, record.state.ExitCode);
       for (const pending of this.pendingAttach.get(id) ?? []) pending.fail(err);
       this.pendingAttach.delete(id);
-      record.state = { ...record.state, Error: describeError(err) };
+      record.state = { ...record.state, Error: describeError(err), ExitCode: exitCode };
       await this.options.runtime.delete(id, true).catch(() => undefined);
       await network?.catch(() => undefined);
       await this.options.networking.tearDown(record).catch(() => undefined);

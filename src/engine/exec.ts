@@ -4,7 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { conflict, notFound } from '../common/errors.js';
+import { conflict, invalidArgument, notFound } from '../common/errors.js';
 import type { Process } from '../oci/runtime-spec.js';
 import type { Runtime } from '../runtime/runtime.js';
 import { attach, type AttachSession } from '../runtime/attach.js';
@@ -13,6 +13,7 @@ import { ALL_CAPABILITIES } from '../linux/capabilities.js';
 import { restartingMessage, type ContainerRecord } from './container-record.js';
 import type { Engine } from './engine.js';
 import { resolveUser } from './user.js';
+import { execFailureMessage } from './start-error.js';
 
 export interface ExecConfig {
   AttachStdin?: boolean;
@@ -156,14 +157,15 @@ export class ExecManager {
         },
       });
     } catch (err) {
-      // The program could not be executed: Docker reports it as the exec's exit code.
+      // The program cannot be executed: dockerd's exit code (127 not found, 126 cannot run; the
+      // 126 for every failure of older versions was moby#45795) and its message.
       if (err instanceof ExecFailedError) {
         watcher.session?.close();
         session?.close();
-        exec.exitCode = err.errno === 2 ? 127 : 126;
+        exec.exitCode = err.exitCode;
         exec.done = Promise.resolve();
         died(exec.exitCode);
-        return undefined;
+        throw invalidArgument(execFailureMessage('OCI runtime exec failed: exec failed: ', err));
       }
       throw err;
     }

@@ -14,7 +14,7 @@ import type { Engine, WaitCondition } from './engine.js';
 import { isLive, restartingMessage } from './container-record.js';
 import type { ExecConfig, ExecManager } from './exec.js';
 import { attach } from '../runtime/attach.js';
-import { checkCreateBody } from './create-body.js';
+import { checkCreateBody, checkExecBody } from './create-body.js';
 import { checkCreateHostConfig } from './create-checks.js';
 import { registryClientFor } from './auth-route.js';
 import { familiarName, familiarReference, parseReference } from '../image/reference.js';
@@ -455,8 +455,7 @@ export function registerImageRoutes(router: Router, images: ImageService, engine
 
 export function registerExecRoutes(router: Router, execs: ExecManager, engine: Engine): void {
   router.post('/containers/{id}/exec', async (ctx) => {
-    const body = await ctx.json<ExecConfig>();
-    if (!body) throw invalidArgument('exec configuration is missing');
+    const body = checkExecBody(await ctx.json<unknown>()) as ExecConfig;
     return Reply.json(201, { Id: execs.create(ctx.params.id, body) });
   });
 
@@ -482,7 +481,10 @@ export function registerExecRoutes(router: Router, execs: ExecManager, engine: E
     try {
       session = await execs.start(ctx.params.id, { attach: true, tty });
     } catch (err) {
-      if (!tty) output.write(encodeFrame(StdStream.Systemerr, `${describeError(err)}\n`));
+      // dockerd writes a failed start's error on the stream's stdout (docker exec prints it and
+      // exits with the exec's exit code).
+      const line = `${describeError(err)}\r\n`;
+      output.write(tty ? line : encodeFrame(StdStream.Stdout, line));
       output.end();
       return;
     }

@@ -393,7 +393,7 @@ async function dispatch(
       } catch (err) {
         if (err instanceof ExecFailedError) {
           process.stderr.write(`berth-runtime: ${err.message}\n`);
-          return err.errno === 2 ? 127 : 126;
+          return err.exitCode;
         }
         throw err;
       }

@@ -40,15 +40,27 @@ export class ShimOperationError extends BerthError {
   }
 }
 
-/** execve of the container's program failed (ENOENT -> 127, EACCES -> 126 like Docker). */
+/**
+ * The container's program cannot be executed: the shim's look-up before `created` (runc's
+ * exec.LookPath, reported as a failure of the EXEC op) or, when the file changed after it, execve.
+ * The message is runc's ("unable to start container process: exec: ...").
+ */
 export class ExecFailedError extends BerthError {
   constructor(
     readonly errno: number,
     readonly detail: string,
   ) {
-    super('invalid-argument', `cannot start the container's program: ${detail}`);
+    super('invalid-argument', `unable to start container process: ${detail}`);
+  }
+
+  /** The shell's (and Docker's) convention: 127 when nothing is there to run, 126 when it cannot be run. */
+  get exitCode(): number {
+    return this.errno === ENOENT || this.errno === ENOTDIR ? 127 : 126;
   }
 }
+
+const ENOENT = 2;
+const ENOTDIR = 20;
 
 /** Lines of the sync protocol. */
 export class LineReader {
@@ -92,6 +104,7 @@ export class LineReader {
 
 function protocolError(line: string): BerthError {
   const error = /^error (\d+) (\S+) (\d+) (.*)$/.exec(line);
+  if (error?.[2] === 'EXEC') return new ExecFailedError(Number(error[3]), error[4] ?? '');
   if (error)
     return new ShimOperationError(Number(error[1]), error[2] ?? '', Number(error[3]), error[4] ?? '');
   const exec = /^exec-failed (\d+) (.*)$/.exec(line);

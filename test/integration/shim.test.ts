@@ -447,33 +447,51 @@ test('WAIT_START holds the process until the start fifo is opened for reading', 
   assert.equal(run.stdout, 'started\n');
 });
 
+test('the exit file and the shim exit code carry the exit status and 128+signal', { skip }, async (t) => {
+  const sandbox = await createSandbox(t);
+  const rootfs = await makeRootfs(sandbox);
+  const exitFile = join(sandbox.root, 'exit.json');
+  const cases: { script: string[]; code: number; signal: number }[] = [
+    { script: ['/bin/sh', '-c', 'exit 3'], code: 3, signal: 0 },
+    // No pid namespace here: pid 1 of a namespace cannot be killed by its own signal.
+    { script: ['/bin/sh', '-c', 'kill -TERM $$'], code: 143, signal: 15 },
+  ];
+  for (const { script, code, signal } of cases) {
+    const run = await runShim(
+      sandbox,
+      containerPlan(rootfs, script, { clone: NS.mount | NS.uts, setup: [ops.exitFile(exitFile)] }),
+    );
+    assert.equal(run.code, code, `${script.join(' ')}: ${run.stderr}`);
+    const exit = await readExit(exitFile);
+    assert.deepEqual([exit.pid, exit.exitCode, exit.signal], [run.pid, code, signal], script.join(' '));
+  }
+});
+
 test(
-  'the exit file and the shim exit code carry the exit status, 128+signal, and exec failures',
+  "a program that cannot be executed fails the EXEC op before `created` (runc's message), with no exit file",
   { skip },
   async (t) => {
     const sandbox = await createSandbox(t);
     const rootfs = await makeRootfs(sandbox);
     const exitFile = join(sandbox.root, 'exit.json');
-    const cases: { script: string[]; code: number; signal: number }[] = [
-      { script: ['/bin/sh', '-c', 'exit 3'], code: 3, signal: 0 },
-      // No pid namespace here: pid 1 of a namespace cannot be killed by its own signal.
-      { script: ['/bin/sh', '-c', 'kill -TERM $$'], code: 143, signal: 15 },
-      { script: ['no-such-program'], code: 127, signal: 0 },
+    const cases: { script: string[]; errno: number; detail: string }[] = [
+      {
+        script: ['no-such-program'],
+        errno: 2,
+        detail: 'exec: "no-such-program": executable file not found in $PATH',
+      },
+      { script: ['/etc'], errno: 21, detail: 'exec: "/etc": is a directory' },
     ];
-    for (const { script, code, signal } of cases) {
-      const run = await runShim(
-        sandbox,
-        containerPlan(rootfs, script, { clone: NS.mount | NS.uts, setup: [ops.exitFile(exitFile)] }),
-      );
-      assert.equal(run.code, code, `${script.join(' ')}: ${run.stderr}`);
-      const exit = await readExit(exitFile);
-      assert.deepEqual([exit.pid, exit.exitCode, exit.signal], [run.pid, code, signal], script.join(' '));
-      if (code === 127) {
-        assert.deepEqual(run.lines.slice(1), [
-          'created',
-          'exec-failed 2 no-such-program: No such file or directory',
-        ]);
-      }
+    for (const { script, errno, detail } of cases) {
+      const plan = containerPlan(rootfs, script, {
+        clone: NS.mount | NS.uts,
+        setup: [ops.exitFile(exitFile)],
+      });
+      const run = await runShim(sandbox, plan);
+      assert.equal(run.code, 1, run.stderr);
+      assert.deepEqual(run.lines, [`pid ${run.pid}`, `error ${plan.length - 1} EXEC ${errno} ${detail}`]);
+      assert.equal(existsSync(exitFile), false);
+      assert.equal(alive(run.pid), false);
     }
   },
 );

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { BerthError } from '../../../src/common/errors.js';
-import { checkCreateBody } from '../../../src/engine/create-body.js';
+import { checkCreateBody, checkExecBody } from '../../../src/engine/create-body.js';
 
 const refused = (body: unknown, message: RegExp): void =>
   assert.throws(
@@ -40,4 +40,22 @@ test('good bodies pass; string commands become arrays; nulls are zero values', (
   assert.deepEqual(body.Cmd, ['echo hi']);
   assert.equal(body.Entrypoint, null);
   assert.deepEqual(body.HostConfig?.Binds, ['/a:/b']);
+});
+
+test('exec bodies of the wrong JSON types are refused the same way, not crashed on', () => {
+  const refusedExec = (body: unknown, message: RegExp): void =>
+    assert.throws(
+      () => checkExecBody(body),
+      (err: unknown) =>
+        err instanceof BerthError && err.kind === 'invalid-argument' && message.test(err.message),
+    );
+  refusedExec({ Cmd: {} }, /cannot unmarshal object into Go struct field ExecConfig\.Cmd of type \[\]string/);
+  refusedExec({ Cmd: 1.5 }, /cannot unmarshal number into Go struct field ExecConfig\.Cmd/);
+  refusedExec({ Cmd: ['sh'], Env: [false] }, /ExecConfig\.Env of type string/);
+  refusedExec({ Cmd: ['sh'], Tty: 9 }, /ExecConfig\.Tty of type bool/);
+  refusedExec(null, /exec configuration is missing/);
+  assert.deepEqual(checkExecBody({ Cmd: ['sh', '-c', 'true'], Tty: false }), {
+    Cmd: ['sh', '-c', 'true'],
+    Tty: false,
+  });
 });

@@ -110,3 +110,28 @@ test('exec-failed after go is the ExecFailedError', async (t) => {
   assert.ok(err instanceof ExecFailedError);
   assert.equal(err.errno, 2);
 });
+
+test('a failed EXEC before `created` is the ExecFailedError with runc message and exit code', async (t) => {
+  const cases: [string, number, string][] = [
+    ['2 exec: "nosuchcmd": executable file not found in $PATH', 127, 'not found in $PATH'],
+    ['20 exec: "/etc/passwd/x": stat /etc/passwd/x: not a directory', 127, 'not a directory'],
+    ['13 exec: "/etc/passwd": permission denied', 126, 'permission denied'],
+    ['21 exec: "/etc": is a directory', 126, 'is a directory'],
+  ];
+  for (const [report, exitCode, text] of cases) {
+    const { ours, shim, shimLines } = await socketPair(t);
+    const started = fakeProcess();
+    shim.write('pid 9\n');
+    const handle = await handshake(started, ours, new LineReader(ours));
+    const proceeding = handle.proceed().catch((e: unknown) => e);
+    assert.equal(await shimLines.next(), 'go');
+    shim.write(`error 41 EXEC ${report}\n`);
+    started.exit(1);
+    const err = await proceeding;
+    assert.ok(err instanceof ExecFailedError);
+    assert.equal(err.exitCode, exitCode);
+    assert.equal(err.kind, 'invalid-argument');
+    assert.ok(err.message.startsWith('unable to start container process: exec: "'), err.message);
+    assert.ok(err.message.endsWith(text), err.message);
+  }
+});
