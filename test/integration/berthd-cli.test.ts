@@ -232,7 +232,8 @@ test('fd:// serves a socket passed by systemd socket activation', async (t) => {
   const berthd = await startBerthd(t, sandbox, {
     socket: false,
     args: ['-H', 'fd://'],
-    wrapper: ['systemd-socket-activate', '-l', socket],
+    // systemd-socket-activate passes on only the variables named with -E: the test's firewall table.
+    wrapper: ['systemd-socket-activate', '-l', socket, '-E', 'BERTH_FIREWALL_TABLE'],
     ping: { socketPath: socket },
   });
   const result = await docker(sandbox, `unix://${socket}`, ['version', '--format', '{{.Server.Version}}']);

@@ -21,7 +21,13 @@ interface Daemon {
 async function daemonWithBusybox(t: TestContext): Promise<Daemon> {
   const sandbox = await createSandbox(t);
   const berthd = await startBerthd(t, sandbox);
-  const run = (args: string[]): ReturnType<typeof docker> => docker(sandbox, berthd.dockerHost, args);
+  // Containers go under the sandbox's cgroup parent, which the sandbox removes.
+  const withCgroup = (args: string[]): string[] =>
+    args[0] === 'run' || args[0] === 'create'
+      ? [args[0], '--cgroup-parent', sandbox.cgroupParent, ...args.slice(1)]
+      : args;
+  const run = (args: string[]): ReturnType<typeof docker> =>
+    docker(sandbox, berthd.dockerHost, withCgroup(args));
   const ok = async (args: string[]): Promise<string> => {
     const result = await run(args);
     assert.equal(result.code, 0, `docker ${args.join(' ')}: ${result.stderr}`);
