@@ -10,7 +10,14 @@ import type { CgroupEntry, CgroupStats } from '../linux/cgroups/types.js';
 import { validateSpec } from '../oci/validate.js';
 import { ownEffectiveCapabilities, ownLimits } from '../linux/rlimits.js';
 import { writeFileAtomic } from '../common/atomic-file.js';
-import { conflict, errnoCode, invalidArgument, notFound, describeError } from '../common/errors.js';
+import {
+  BerthError,
+  conflict,
+  errnoCode,
+  invalidArgument,
+  notFound,
+  describeError,
+} from '../common/errors.js';
 import { encodePlan } from './plan.js';
 import { buildCreatePlan, buildExecPlan, rootfsPath, type ContainerIo } from './plan-builder.js';
 import { hostCgroupHierarchies } from './cgroup-mounts.js';
@@ -328,7 +335,18 @@ export class Runtime {
   }
 
   async delete(id: string, force = false): Promise<void> {
-    const record = await this.store.load(id);
+    let record: ContainerRecord;
+    try {
+      record = await this.store.load(id);
+    } catch (err) {
+      // A create cut short between reserving the id and saving its record (the caller was
+      // killed) leaves the reservation alone: force removes it, as it removes a container.
+      if (force && err instanceof BerthError && err.kind === 'not-found' && this.store.reserved(id)) {
+        await this.store.remove(id);
+        return;
+      }
+      throw err;
+    }
     const status = await this.status(record);
     const cgroup = await this.cgroupOf(record);
     if (status === 'running' || status === 'paused') {

@@ -8,7 +8,7 @@
  * on a busy host. State under /run does not outlive a reboot, so writes are atomic (a temporary
  * file renamed over the record) without fsync.
  */
-import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ContainerStatus, NamespaceType, Spec, State } from '../oci/runtime-spec.js';
 import { conflict, errnoCode, invalidArgument, notFound } from '../common/errors.js';
@@ -80,6 +80,11 @@ export class StateStore {
       throw err;
     }
     return dir;
+  }
+
+  /** Whether the id's directory exists (a container, or a reservation whose create was cut short). */
+  reserved(id: string): boolean {
+    return existsSync(this.dir(id));
   }
 
   async save(record: ContainerRecord): Promise<void> {
