@@ -4,11 +4,9 @@
  * AF_NETLINK sockets, and spawning `ip` per operation costs milliseconds each, so berthd sends
  * batches of operations to this one process instead.
  */
+import { nativeBinary } from '../common/native-binary.js';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { BerthError, internal, invalidArgument, unavailable } from '../common/errors.js';
 
 /** One operation. Every batch starts in berthd's own network namespace; `enter` switches. */
@@ -235,19 +233,12 @@ export function parseAnswer(line: string, ops: readonly NetOp[]): NetlinkError |
   return new NetlinkError(index, ops[index - 1], match[2] ?? '');
 }
 
-let cachedPath: string | undefined;
-
 /** $BERTH_NETLINK, else native/build/berth-netlink of the checkout this code runs from. */
 export function netlinkPath(): string {
-  if (process.env.BERTH_NETLINK) return process.env.BERTH_NETLINK;
-  if (cachedPath) return cachedPath;
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let depth = 0; depth < 6; depth++) {
-    const candidate = join(dir, 'native', 'build', 'berth-netlink');
-    if (existsSync(candidate)) return (cachedPath = candidate);
-    dir = dirname(dir);
-  }
-  throw unavailable('berth-netlink is not built: run `npm run build` (or set BERTH_NETLINK to its path)');
+  const path = nativeBinary('berth-netlink', 'BERTH_NETLINK');
+  if (path === undefined)
+    throw unavailable('berth-netlink is not built: run `npm run build` (or set BERTH_NETLINK to its path)');
+  return path;
 }
 
 /** How long close() lets the coprocess finish its queued batches before killing it. */

@@ -1,25 +1,16 @@
 /** Starting berth-shim with a plan and speaking its sync protocol (docs/shim-plan.md). */
+import { nativeBinary } from '../common/native-binary.js';
 import { spawn, type StdioOptions } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Readable, Writable } from 'node:stream';
 import type { Socket } from 'node:net';
 import { BerthError, internal, unavailable } from '../common/errors.js';
 
-let cachedShimPath: string | undefined;
-
 /** $BERTH_SHIM, else native/build/berth-shim of the checkout this code runs from. */
 export function shimPath(): string {
-  if (process.env.BERTH_SHIM) return process.env.BERTH_SHIM;
-  if (cachedShimPath) return cachedShimPath;
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let depth = 0; depth < 6; depth++) {
-    const candidate = join(dir, 'native', 'build', 'berth-shim');
-    if (existsSync(candidate)) return (cachedShimPath = candidate);
-    dir = dirname(dir);
-  }
-  throw unavailable('berth-shim is not built: run `npm run build` (or set BERTH_SHIM to its path)');
+  const path = nativeBinary('berth-shim', 'BERTH_SHIM');
+  if (path === undefined)
+    throw unavailable('berth-shim is not built: run `npm run build` (or set BERTH_SHIM to its path)');
+  return path;
 }
 
 /** A failure the shim reported for one plan operation. */

@@ -9,12 +9,12 @@
  * started with spawn instead. Shims outlive it (they are re-parented), but their exits are then
  * only seen by /proc, without a code.
  */
+import { nativeBinary } from '../common/native-binary.js';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { unavailable } from '../common/errors.js';
 import {
   LineReader,
@@ -31,19 +31,9 @@ export const UNKNOWN_EXIT = 255;
 const ORPHAN_POLL_MS = 20;
 const STDERR_KEEP = 2000;
 
-let cachedPath: string | undefined;
-
 /** $BERTH_SPAWN, else native/build/berth-spawn of this checkout; undefined when it is not built. */
 export function spawnHelperPath(): string | undefined {
-  if (process.env.BERTH_SPAWN) return process.env.BERTH_SPAWN;
-  if (cachedPath) return cachedPath;
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let depth = 0; depth < 6; depth++) {
-    const candidate = join(dir, 'native', 'build', 'berth-spawn');
-    if (existsSync(candidate)) return (cachedPath = candidate);
-    dir = dirname(dir);
-  }
-  return undefined;
+  return nativeBinary('berth-spawn', 'BERTH_SPAWN');
 }
 
 interface ExitWatch {

@@ -10,11 +10,10 @@
  * the container's host ids, like Docker's remapped layers do, and its top directory is handed to
  * the remapped root so `/` belongs to the container's root.
  */
+import { nativeBinary } from '../common/native-binary.js';
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { chown, mkdir, readdir, rmdir, stat } from 'node:fs/promises';
-import { dirname, isAbsolute, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { isAbsolute, join } from 'node:path';
 import { errnoCode, internal, invalidArgument, unavailable } from '../common/errors.js';
 import type { IdMapping } from '../oci/runtime-spec.js';
 import { mountAll, unmount } from './mount.js';
@@ -40,19 +39,9 @@ export interface IdmappedPlan {
   owned: string[];
 }
 
-let found: string | undefined;
-
 /** $BERTH_IDMAP, else native/build/berth-idmap of the checkout this code runs from. */
 export function idmapBinaryPath(): string | undefined {
-  if (process.env.BERTH_IDMAP) return process.env.BERTH_IDMAP;
-  if (found) return found;
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let depth = 0; depth < 6; depth++) {
-    const candidate = join(dir, 'native', 'build', 'berth-idmap');
-    if (existsSync(candidate)) return (found = candidate);
-    dir = dirname(dir);
-  }
-  return undefined;
+  return nativeBinary('berth-idmap', 'BERTH_IDMAP');
 }
 
 /** Mappings as berth-idmap takes them: `container:host:size[,...]`. */

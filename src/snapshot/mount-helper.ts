@@ -5,10 +5,8 @@
  * also blocks the event loop for the fork). It starts on the first request and again after it
  * died; requests are answered in order, one line each.
  */
+import { nativeBinary } from '../common/native-binary.js';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { BerthError, internal, invalidArgument, unavailable } from '../common/errors.js';
 
 /** berth-mount's longest request line, without its newline (native/mount/berth-mount.c). */
@@ -75,19 +73,12 @@ export function parseAnswer(line: string): MountError | undefined {
   return new MountError(match[1] ?? 'EOTHER', match[2] ?? '');
 }
 
-let cachedPath: string | undefined;
-
 /** $BERTH_MOUNT, else native/build/berth-mount of the checkout this code runs from. */
 export function mountHelperPath(): string {
-  if (process.env.BERTH_MOUNT) return process.env.BERTH_MOUNT;
-  if (cachedPath) return cachedPath;
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let depth = 0; depth < 6; depth++) {
-    const candidate = join(dir, 'native', 'build', 'berth-mount');
-    if (existsSync(candidate)) return (cachedPath = candidate);
-    dir = dirname(dir);
-  }
-  throw unavailable('berth-mount is not built: run `npm run build` (or set BERTH_MOUNT to its path)');
+  const path = nativeBinary('berth-mount', 'BERTH_MOUNT');
+  if (path === undefined)
+    throw unavailable('berth-mount is not built: run `npm run build` (or set BERTH_MOUNT to its path)');
+  return path;
 }
 
 interface Pending {
