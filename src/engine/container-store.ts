@@ -116,11 +116,18 @@ export class ContainerStore {
     await this.save(record);
   }
 
-  async remove(record: ContainerRecord): Promise<void> {
+  /**
+   * Remove the record, then its directory: once the record is gone the directory is a leftover
+   * that open() removes after a crash, so the caller may remove what else the container had
+   * (its snapshot) while the directory goes. Resolves when the record is gone, with the
+   * removal of the directory under way.
+   */
+  async remove(record: ContainerRecord): Promise<{ directoryRemoved: Promise<void> }> {
     await this.writes.get(record.id)?.catch(() => undefined);
-    await rm(this.dir(record.id), { recursive: true, force: true });
+    await rm(join(this.dir(record.id), 'config.v2.json'), { force: true });
     this.byId.delete(record.id);
     if (this.byName.get(record.name) === record.id) this.byName.delete(record.name);
+    return { directoryRemoved: rm(this.dir(record.id), { recursive: true, force: true }) };
   }
 
   /** By full id, name (with or without "/"), or unique id prefix — like Docker. */

@@ -4,13 +4,14 @@
  * socket), so berthd can go away and find its containers again (recover()).
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { hostname as osHostname } from 'node:os';
 import { join } from 'node:path';
 import { conflict, describeError, invalidArgument, notFound } from '../common/errors.js';
 import type { ImageService } from '../image/image-service.js';
 import type { Snapshotter } from '../snapshot/snapshotter.js';
 import { isMountPoint, mountAll, unmount } from '../snapshot/mount.js';
+import { MountError } from '../snapshot/mount-helper.js';
 import type { RemappedLayers } from '../snapshot/shift-layers.js';
 import type { Runtime } from '../runtime/runtime.js';
 import { attach, type AttachSession } from '../runtime/attach.js';
@@ -56,7 +57,6 @@ import { startFailure } from './start-error.js';
 import type { NetworkRecord } from '../network/network-record.js';
 import type { EndpointSettings } from './docker-types.js';
 import { containerRef } from './namespaces.js';
-import { readdir } from 'node:fs/promises';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 
@@ -106,6 +106,8 @@ export class Engine {
   private readonly restarts = new Map<string, Promise<void>>();
   /** Names of containers whose create is under way. */
   private readonly creating = new Set<string>();
+  /** What removed containers left on disk, being removed (cleanUpLater()). */
+  private readonly cleanups = new Set<Promise<void>>();
   /** With userns-remap: how remapped containers get their image layers. */
   private remappedLayers: RemappedLayers | undefined;
 
@@ -356,7 +358,6 @@ export class Engine {
 
   private async writeEtcFiles(record: ContainerRecord, hostname: string): Promise<void> {
     const dir = this.containers.dir(record.id);
-    await writeFile(join(dir, 'hostname'), `${hostname}\n`);
     const endpoints = Object.values(record.endpoints ?? {});
     const gateway = endpoints[0]?.ipv4?.gateway ?? '';
     const extraHosts = (record.hostConfig.ExtraHosts ?? []).map((entry) => {
@@ -366,21 +367,23 @@ export class Engine {
       return `${address === 'host-gateway' ? gateway : address}\t${name}`;
     });
     const own = endpoints.flatMap((e) => [e.ipv4?.address, e.ipv6?.address].filter((a): a is string => !!a));
-    await writeFile(
-      join(dir, 'hosts'),
-      [
-        '127.0.0.1\tlocalhost',
-        '::1\tlocalhost ip6-localhost ip6-loopback',
-        'fe00::0\tip6-localnet',
-        'ff00::0\tip6-mcastprefix',
-        'ff02::1\tip6-allnodes',
-        'ff02::2\tip6-allrouters',
-        ...extraHosts,
-        ...(own.length > 0 ? own.map((address) => `${address}\t${hostname}`) : [`127.0.1.1\t${hostname}`]),
-        '',
-      ].join('\n'),
-    );
-    await writeFile(join(dir, 'resolv.conf'), await this.resolvConf(record));
+    const hosts = [
+      '127.0.0.1\tlocalhost',
+      '::1\tlocalhost ip6-localhost ip6-loopback',
+      'fe00::0\tip6-localnet',
+      'ff00::0\tip6-mcastprefix',
+      'ff02::1\tip6-allnodes',
+      'ff02::2\tip6-allrouters',
+      ...extraHosts,
+      ...(own.length > 0 ? own.map((address) => `${address}\t${hostname}`) : [`127.0.1.1\t${hostname}`]),
+      '',
+    ].join('\n');
+    // Three independent files: written side by side, each a few thread-pool round trips.
+    await Promise.all([
+      writeFile(join(dir, 'hostname'), `${hostname}\n`),
+      writeFile(join(dir, 'hosts'), hosts),
+      this.resolvConf(record).then((text) => writeFile(join(dir, 'resolv.conf'), text)),
+    ]);
   }
 
   /**
@@ -487,14 +490,22 @@ export class Engine {
       if (outside.network) await network;
       await applyNetworkSysctls(outside);
       const bundle = this.runDir(id);
-      await rm(bundle, { recursive: true, force: true });
-      await mkdir(bundle, { recursive: true });
-      await writeFile(join(bundle, 'config.json'), JSON.stringify(spec));
       const maxSize = parseSize(record.hostConfig.LogConfig?.Config?.['max-size']);
       const maxFiles = Number(record.hostConfig.LogConfig?.Config?.['max-file'] ?? '1');
-      await this.options.runtime.delete(id, true).catch(() => undefined);
-      await network;
-      await this.writeEtcFiles(record, this.hostnameOf(record));
+      // Independent files and directories: the bundle, what an earlier run left in the runtime,
+      // and /etc/hosts (once the network has its addresses).
+      await Promise.all([
+        (async () => {
+          await rm(bundle, { recursive: true, force: true });
+          await mkdir(bundle, { recursive: true });
+          await writeFile(join(bundle, 'config.json'), JSON.stringify(spec));
+        })(),
+        this.options.runtime.delete(id, true).catch(() => undefined),
+        (async () => {
+          await network;
+          await this.writeEtcFiles(record, this.hostnameOf(record));
+        })(),
+      ]);
       if (idMap) await shareContainerDir(this.containers.dir(id), idMap);
       const { record: runtimeRecord } = await this.options.runtime.create(id, {
         bundle,
@@ -569,15 +580,23 @@ export class Engine {
   }
 
   private async handleExit(record: ContainerRecord): Promise<void> {
-    const exit = await this.options.runtime.store.exitRecord(record.id);
-    const oomKills = await this.options.runtime.oomKills(record.id).catch(() => 0);
+    const [exit, oomKills] = await Promise.all([
+      this.options.runtime.store.exitRecord(record.id),
+      this.options.runtime.oomKills(record.id).catch(() => 0),
+    ]);
     await this.options.runtime.delete(record.id, true).catch(() => undefined);
-    await this.options.networking
-      .tearDown(record)
-      .catch((err: unknown) =>
-        this.options.log.warn(`container ${record.id}: network teardown: ${describeError(err)}`),
-      );
-    await unmount(this.rootfs(record.id)).catch(() => undefined);
+    // No process of the container is left: its network and root filesystem go side by side.
+    let rootfsUnmounted = true;
+    await Promise.all([
+      this.options.networking
+        .tearDown(record)
+        .catch((err: unknown) =>
+          this.options.log.warn(`container ${record.id}: network teardown: ${describeError(err)}`),
+        ),
+      unmount(this.rootfs(record.id)).catch((err: unknown) => {
+        if (!(err instanceof MountError && err.errno === 'EINVAL')) rootfsUnmounted = false; // EINVAL: not mounted
+      }),
+    ]);
     record.state = {
       ...record.state,
       Status: 'exited',
@@ -610,9 +629,11 @@ export class Engine {
     this.notify(record, 'not-running');
     this.exits.delete(record.id);
     if (record.hostConfig.AutoRemove) {
-      await this.remove(record.id, { force: true }).catch((err) =>
-        this.options.log.error(`removing ${record.id}: ${describeError(err)}`),
-      );
+      // What remove() would stop and undo first was done above (unless the unmount failed).
+      record.manuallyStopped = true;
+      await (
+        rootfsUnmounted ? this.removeStopped(record, true) : this.remove(record.id, { force: true })
+      ).catch((err: unknown) => this.options.log.error(`removing ${record.id}: ${describeError(err)}`));
       return;
     }
     // Docker's back-off: 100 ms, doubling each time, at most a minute.
@@ -783,6 +804,10 @@ export class Engine {
       if (info.kind === 'active' && /^[0-9a-f]{64}$/.test(info.name) && !used.has(info.name))
         orphans.push(info.name);
     });
+    // Bundles of containers that are gone (their removal was under way when berthd stopped).
+    for (const id of await readdir(join(this.options.execRoot, 'containers')).catch(() => []))
+      if (/^[0-9a-f]{64}$/.test(id) && !this.containers.find(id))
+        await rm(this.runDir(id), { recursive: true, force: true });
     for (const key of orphans) {
       await unmount(join(this.containers.dir(key), 'rootfs')).catch(() => undefined);
       await this.options.snapshotter
@@ -926,15 +951,16 @@ export class Engine {
     if (await isMountPoint(this.rootfs(record.id)))
       await unmount(this.rootfs(record.id)).catch(() => undefined);
     await this.options.runtime.delete(record.id, true).catch(() => undefined);
-    // The record goes first: a crash after it leaves an orphaned snapshot, which the next start
-    // of berthd removes, never a container whose filesystem is gone.
-    await this.containers.remove(record);
-    await this.options.snapshotter.remove(record.snapshotKey).catch((err: unknown) => {
-      if (!(err instanceof Error && /not found|no such|does not exist/i.test(err.message))) throw err;
-    });
-    await this.sweepRemappedLayers();
-    await rm(this.runDir(record.id), { recursive: true, force: true });
-    if (options.volumes || record.hostConfig.AutoRemove) {
+    await this.removeStopped(record, options.volumes === true);
+  }
+
+  /** Remove a container that has no process, no runtime state and no mounted root left. */
+  private async removeStopped(record: ContainerRecord, volumes: boolean): Promise<void> {
+    // The record goes first: a crash after it leaves an orphaned snapshot and directories, which
+    // the next start of berthd removes, never a container whose filesystem is gone.
+    const { directoryRemoved } = await this.containers.remove(record);
+    this.cleanUpLater(record, directoryRemoved);
+    if (volumes || record.hostConfig.AutoRemove) {
       for (const volume of Object.values(record.volumes ?? {})) {
         if (volume.anonymous)
           await this.options.volumes
@@ -946,6 +972,33 @@ export class Engine {
     this.publish(record, 'destroy');
     this.notify(record, 'removed');
     this.waiters.delete(record.id);
+  }
+
+  /**
+   * The directory, writable snapshot and bundle of a removed container go after its removal is
+   * answered, as containerd's garbage collection removes snapshots: `docker run --rm` does not
+   * wait for a tree of files to be deleted. What needs them gone (image removal and prune, build
+   * cache prune, shutdown) waits for settled(); a crash leaves leftovers that open() removes.
+   */
+  private cleanUpLater(record: ContainerRecord, directoryRemoved: Promise<void>): void {
+    const done = Promise.all([
+      directoryRemoved,
+      this.options.snapshotter.remove(record.snapshotKey).catch((err: unknown) => {
+        if (!(err instanceof Error && /not found|no such|does not exist/i.test(err.message))) throw err;
+      }),
+      rm(this.runDir(record.id), { recursive: true, force: true }),
+    ])
+      .then(() => this.sweepRemappedLayers())
+      .catch((err: unknown) =>
+        this.options.log.warn(`container ${record.id}: removing what it left on disk: ${describeError(err)}`),
+      );
+    this.cleanups.add(done);
+    void done.then(() => this.cleanups.delete(done));
+  }
+
+  /** Resolves once what removed containers left on disk is gone (cleanUpLater()). */
+  async settled(): Promise<void> {
+    while (this.cleanups.size > 0) await Promise.all([...this.cleanups]);
   }
 
   async rename(reference: string, newName: string): Promise<void> {

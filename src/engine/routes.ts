@@ -179,12 +179,19 @@ export function registerContainerRoutes(router: Router, engine: Engine): void {
 
   router.post('/containers/prune', async () => {
     const deleted: string[] = [];
+    let reclaimed = 0;
     for (const record of engine.containers.list()) {
       if (record.state.Running || record.state.Status === 'restarting') continue;
+      // Like dockerd: the space is the size of the writable layers removed.
+      const size = await engine.services.snapshotter
+        .usage(record.snapshotKey)
+        .then((usage) => usage.size)
+        .catch(() => 0);
       await engine.remove(record.id);
       deleted.push(record.id);
+      reclaimed += size;
     }
-    return { ContainersDeleted: deleted.length > 0 ? deleted : null, SpaceReclaimed: 0 };
+    return { ContainersDeleted: deleted.length > 0 ? deleted : null, SpaceReclaimed: reclaimed };
   });
 
   router.delete('/containers/{id}', async (ctx) => {

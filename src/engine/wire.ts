@@ -78,6 +78,7 @@ export async function startEngine(
       mirrors: wiring.registryMirrors,
     }),
     containerUsing: (imageId: string) => late.engine?.usingImage(imageId),
+    settle: async () => late.engine?.settled(),
     // Shifted layer copies (userns-remap) of a removed image go with it.
     onEvent: (event) => {
       if (event.action === 'delete') void late.engine?.sweepRemappedLayers();
@@ -166,6 +167,7 @@ export async function startEngine(
   const close = async (): Promise<void> => {
     healthChecks.close();
     unregisterMetrics?.();
+    await engine.settled();
     await networks.close();
   };
   return { engine, info, close };

@@ -59,6 +59,11 @@ export interface ImageServiceOptions {
   unpack?: Unpacker;
   /** Which container uses an image; removal and prune consult it. */
   containerUsing?: ContainerUsage;
+  /**
+   * Resolves once removed containers' snapshots are gone (the engine removes them after
+   * answering): GC and store-wide removals wait for it, so a layer such a snapshot held goes too.
+   */
+  settle?: () => Promise<void>;
   onEvent?: (event: ImageEvent) => void;
 }
 
@@ -239,7 +244,10 @@ export class ImageService {
    * GC (build-cache prune), so a pull cannot find a layer present and record an image on it as it goes.
    */
   withExclusiveStoreLock<T>(remove: () => Promise<T>): Promise<T> {
-    return this.lock.withExclusive(remove);
+    return this.lock.withExclusive(async () => {
+      await this.options.settle?.();
+      return remove();
+    });
   }
 
   list(): Promise<ImageSummary[]> {
@@ -332,6 +340,7 @@ export class ImageService {
   }
 
   private async collect(): Promise<GcOutcome> {
+    await this.options.settle?.();
     const result = await this.images.gc();
     const snapshotsRemoved = this.options.snapshotter
       ? await removeUnusedSnapshots(this.options.snapshotter, result.chainIds)

@@ -241,8 +241,10 @@ export abstract class BaseSnapshotter implements Snapshotter {
     });
   }
 
-  remove(key: string): Promise<void> {
-    return this.serialize(async () => {
+  async remove(key: string): Promise<void> {
+    // Once its record is gone the directory is a leftover (open() deletes those): the tree is
+    // deleted outside the queue, so prepares and removals behind this one do not wait for it.
+    const dir = await this.serialize(async () => {
       const record = this.get(key);
       const child = this.records().find((other) => other.parent === record.id);
       if (child !== undefined)
@@ -257,8 +259,9 @@ export abstract class BaseSnapshotter implements Snapshotter {
       if (record.kind === 'committed') await syncDir(dir);
       this.byName.delete(key);
       this.byId.delete(record.id);
-      await rm(dir, { recursive: true, force: true });
+      return dir;
     });
+    await rm(dir, { recursive: true, force: true });
   }
 
   async mounts(key: string): Promise<Mount[]> {

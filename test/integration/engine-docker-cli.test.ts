@@ -3,7 +3,8 @@
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { createSandbox, type Sandbox } from '../helpers/sandbox.js';
 import { startBerthd, docker, type Berthd } from '../helpers/berthd.js';
 import { ensureFixture } from '../../fixtures/index.js';
@@ -43,6 +44,43 @@ test('docker run --rm prints the output and returns the exit code', async (t) =>
   assert.equal(ps.stdout, '', '--rm removed the containers');
   const missing = await run(['run', '--rm', ...cg, 'busybox', '/no/such/binary']);
   assert.notEqual(missing.code, 0);
+});
+
+test('what a removed container leaves goes: run --rm, rm, container prune, image prune, a removal cut short', async (t) => {
+  const { sandbox, berthd, run } = await daemonWithBusybox(t);
+  const cg = ['--cgroup-parent', sandbox.cgroupParent];
+  const snapshots = async (): Promise<number> => (await readdir(join(sandbox.dataRoot, 'snapshots'))).length;
+  const containerDirs = (): Promise<string[]> => readdir(join(sandbox.dataRoot, 'containers'));
+  const bundles = (root = berthd.execRoot): Promise<string[]> =>
+    readdir(join(root, 'containers')).catch(() => []);
+  const imageOnly = await snapshots();
+
+  assert.equal((await run(['run', '--rm', ...cg, 'busybox', 'sh', '-c', 'echo x > /f'])).code, 0);
+  const kept = (await run(['run', ...cg, 'busybox', 'sh', '-c', 'head -c 300000 /dev/zero > /f'])).code;
+  assert.equal(kept, 0);
+  // dockerd's "Total reclaimed space" is the size of the writable layers removed.
+  const pruned = await run(['container', 'prune', '-f']);
+  assert.equal(pruned.code, 0, pruned.stderr);
+  assert.match(pruned.stdout, /Total reclaimed space: 3\d\d(\.\d+)?kB/);
+  // Image prune waits for what removed containers left (and would take the layers no one uses).
+  assert.equal((await run(['image', 'prune', '-f'])).code, 0);
+  assert.equal(await snapshots(), imageOnly, 'nothing but the image layers: the removals are done');
+  assert.deepEqual(await containerDirs(), []);
+  assert.deepEqual(await bundles(), []);
+
+  // A removal cut short after the record went: the next berthd removes the rest.
+  const id = (await run(['run', '-d', ...cg, 'busybox', 'true'])).stdout.trim();
+  assert.equal((await run(['wait', id])).stdout.trim(), '0');
+  await berthd.stop('SIGKILL');
+  await rm(join(sandbox.dataRoot, 'containers', id, 'config.v2.json'));
+  const again = await startBerthd(t, sandbox);
+  assert.deepEqual(await containerDirs(), []);
+  assert.deepEqual(await bundles(again.execRoot), []);
+  assert.equal(await snapshots(), imageOnly);
+
+  const removed = await run(['image', 'prune', '-a', '-f']);
+  assert.equal(removed.code, 0, removed.stderr);
+  assert.equal(await snapshots(), 1, 'only the links directory is left: the layers went with the image');
 });
 
 test('run -d, ps, logs, inspect, stop, start, rename, rm', async (t) => {
