@@ -2,6 +2,7 @@
  * Container records: one directory per container under `<dataRoot>/containers/<id>/` with its
  * record in `config.v2.json` (written atomically), indexed in memory by id and name.
  */
+import { mkdirSync, rmSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../common/atomic-file.js';
@@ -59,7 +60,7 @@ export class ContainerStore {
     }
     this.index(record);
     try {
-      await mkdir(this.dir(record.id), { mode: 0o710 });
+      mkdirSync(this.dir(record.id), { mode: 0o710 });
       await this.save(record);
     } catch (err) {
       this.byId.delete(record.id);
@@ -124,7 +125,7 @@ export class ContainerStore {
    */
   async remove(record: ContainerRecord): Promise<{ directoryRemoved: Promise<void> }> {
     await this.writes.get(record.id)?.catch(() => undefined);
-    await rm(join(this.dir(record.id), 'config.v2.json'), { force: true });
+    rmSync(join(this.dir(record.id), 'config.v2.json'), { force: true });
     this.byId.delete(record.id);
     if (this.byName.get(record.name) === record.id) this.byName.delete(record.name);
     return { directoryRemoved: rm(this.dir(record.id), { recursive: true, force: true }) };

@@ -4,7 +4,8 @@
  * socket), so berthd can go away and find its containers again (recover()).
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdir, readdir, rm } from 'node:fs/promises';
 import { hostname as osHostname } from 'node:os';
 import { join } from 'node:path';
 import { conflict, describeError, invalidArgument, notFound } from '../common/errors.js';
@@ -356,7 +357,7 @@ export class Engine {
     return resolved;
   }
 
-  private async writeEtcFiles(record: ContainerRecord, hostname: string): Promise<void> {
+  private writeEtcFiles(record: ContainerRecord, hostname: string): void {
     const dir = this.containers.dir(record.id);
     const endpoints = Object.values(record.endpoints ?? {});
     const gateway = endpoints[0]?.ipv4?.gateway ?? '';
@@ -378,20 +379,24 @@ export class Engine {
       ...(own.length > 0 ? own.map((address) => `${address}\t${hostname}`) : [`127.0.1.1\t${hostname}`]),
       '',
     ].join('\n');
-    // Three independent files: written side by side, each a few thread-pool round trips.
-    await Promise.all([
-      writeFile(join(dir, 'hostname'), `${hostname}\n`),
-      writeFile(join(dir, 'hosts'), hosts),
-      this.resolvConf(record).then((text) => writeFile(join(dir, 'resolv.conf'), text)),
-    ]);
+    // Small files written in this thread: three thread-pool round trips each would take longer
+    // than the writes themselves (this is on every start's path).
+    writeFileSync(join(dir, 'hostname'), `${hostname}\n`);
+    writeFileSync(join(dir, 'hosts'), hosts);
+    writeFileSync(join(dir, 'resolv.conf'), this.resolvConf(record));
   }
 
   /**
    * Like Docker: on a user-defined network the network's DNS server (berthd, on the gateway);
    * otherwise --dns or the host's servers, without loopback ones in a namespace of its own.
    */
-  private async resolvConf(record: ContainerRecord): Promise<string> {
-    const host = await readFile('/etc/resolv.conf', 'utf8').catch(() => '');
+  private resolvConf(record: ContainerRecord): string {
+    let host = '';
+    try {
+      host = readFileSync('/etc/resolv.conf', 'utf8');
+    } catch {
+      // No host resolvers: the defaults below.
+    }
     const hostLines = host.split('\n').map((l) => l.trim());
     const hostValues = (key: string): string[] =>
       hostLines
@@ -450,7 +455,7 @@ export class Engine {
   private async startRecord(record: ContainerRecord): Promise<void> {
     const id = record.id;
     const rootfs = this.rootfs(id);
-    await mkdir(rootfs, { recursive: true });
+    mkdirSync(rootfs, { recursive: true });
     // Left mounted by a start that failed half way or a berthd that was killed.
     if (await isMountPoint(rootfs)) await unmount(rootfs).catch(() => undefined);
     const idMap = containerIdMap(this.options.userns, record.hostConfig);
@@ -492,20 +497,14 @@ export class Engine {
       const bundle = this.runDir(id);
       const maxSize = parseSize(record.hostConfig.LogConfig?.Config?.['max-size']);
       const maxFiles = Number(record.hostConfig.LogConfig?.Config?.['max-file'] ?? '1');
-      // Independent files and directories: the bundle, what an earlier run left in the runtime,
-      // and /etc/hosts (once the network has its addresses).
-      await Promise.all([
-        (async () => {
-          await rm(bundle, { recursive: true, force: true });
-          await mkdir(bundle, { recursive: true });
-          await writeFile(join(bundle, 'config.json'), JSON.stringify(spec));
-        })(),
-        this.options.runtime.delete(id, true).catch(() => undefined),
-        (async () => {
-          await network;
-          await this.writeEtcFiles(record, this.hostnameOf(record));
-        })(),
-      ]);
+      // A small directory and file, made in this thread (thread-pool round trips cost more).
+      rmSync(bundle, { recursive: true, force: true });
+      mkdirSync(bundle, { recursive: true });
+      writeFileSync(join(bundle, 'config.json'), JSON.stringify(spec));
+      // What an earlier run left in the runtime goes while the network gets its addresses, which
+      // /etc/hosts needs.
+      await Promise.all([this.options.runtime.delete(id, true).catch(() => undefined), network]);
+      this.writeEtcFiles(record, this.hostnameOf(record));
       if (idMap) await shareContainerDir(this.containers.dir(id), idMap);
       const { record: runtimeRecord } = await this.options.runtime.create(id, {
         bundle,
@@ -730,7 +729,7 @@ export class Engine {
       );
     const joined = await this.options.networking.connect(record, network, settings);
     await this.containers.save(record);
-    if (record.state.Running) await this.writeEtcFiles(record, this.hostnameOf(record));
+    if (record.state.Running) this.writeEtcFiles(record, this.hostnameOf(record));
     this.publishNetwork(joined.id, joined.name, joined.driver, 'connect', record.id);
   }
 

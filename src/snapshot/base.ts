@@ -9,6 +9,7 @@
  * one process owns a root at a time.
  */
 import { randomBytes } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeJsonAtomic, syncDir } from '../common/atomic-file.js';
@@ -202,8 +203,9 @@ export abstract class BaseSnapshotter implements Snapshotter {
       };
       const ancestors = parent === undefined ? [] : [parent, ...this.ancestors(parent)];
       try {
-        await mkdir(this.dirOf(record.id));
-        await mkdir(this.fsOf(record.id));
+        // Two directories: made in this thread, as the record is (see save()).
+        mkdirSync(this.dirOf(record.id));
+        mkdirSync(this.fsOf(record.id));
         await this.populate(record, ancestors);
         await this.save(record);
       } catch (err) {

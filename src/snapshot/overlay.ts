@@ -14,6 +14,7 @@
  * lower directories are shared between many overlays.
  */
 import { randomBytes } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
 import { mkdir, readdir, symlink, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errnoCode, internal } from '../common/errors.js';
@@ -59,7 +60,7 @@ export class OverlaySnapshotter extends BaseSnapshotter {
   }
 
   protected async populate(record: SnapshotRecord): Promise<void> {
-    if (record.kind === 'active') await mkdir(this.workOf(record.id));
+    if (record.kind === 'active') mkdirSync(this.workOf(record.id));
   }
 
   protected mountsOf(record: SnapshotRecord, ancestors: SnapshotRecord[]): Mount[] {
