@@ -76,6 +76,18 @@ function macFor(ipv4: string | undefined): string {
   return ['02', '42', ...bytes.map((b) => b.toString(16).padStart(2, '0'))].join(':');
 }
 
+/** A pool as the user gave it (the fields of IPAM.Config that were set), for inspect. */
+function requestedPool(pool: IpamPoolConfig): IpamPoolConfig {
+  return {
+    Subnet: pool.Subnet,
+    ...(pool.IPRange ? { IPRange: pool.IPRange } : {}),
+    ...(pool.Gateway ? { Gateway: pool.Gateway } : {}),
+    ...(pool.AuxiliaryAddresses && Object.keys(pool.AuxiliaryAddresses).length > 0
+      ? { AuxiliaryAddresses: { ...pool.AuxiliaryAddresses } }
+      : {}),
+  };
+}
+
 export class NetworkManager {
   private readonly ipams = new Map<string, Ipam>();
   /** Pools of a network being created, until its IPAM file exists. */
@@ -302,7 +314,12 @@ export class NetworkManager {
       enableIPv6: request.EnableIPv6 === true,
       options,
       labels: { ...(request.Labels ?? {}) },
-      ipam: { driver: 'default', options: request.IPAM?.Options ?? null, config },
+      ipam: {
+        driver: 'default',
+        options: request.IPAM?.Options ?? null,
+        config,
+        ...(given.length > 0 ? { requested: given.map(requestedPool) } : {}),
+      },
       userSubnets: given.length > 0,
       bridge,
       mtu,
@@ -635,7 +652,8 @@ export class NetworkManager {
           hostIp: request.hostIp,
           first: request.hostPortFirst,
           last: request.hostPortLast,
-          endpoint: owner.name,
+          // dockerd names the endpoint by its container's name and the endpoint's id.
+          endpoint: `${owner.name} (${endpoint.endpointId})`,
         });
         reservations.push(reservation);
         const mapping: PortMapping = {
@@ -678,7 +696,7 @@ export class NetworkManager {
           hostIp: mapping.hostIp,
           first: mapping.hostPort,
           last: mapping.hostPort,
-          endpoint: owner.name,
+          endpoint: endpoints[0] ? `${owner.name} (${endpoints[0].endpointId})` : owner.name,
         })
         .catch((err: unknown) => {
           this.options.log.warn(`container ${owner.id}: port ${mapping.hostPort}: ${describeError(err)}`);

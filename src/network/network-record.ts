@@ -25,7 +25,14 @@ export interface NetworkRecord {
   /** `com.docker.network.*` driver options as given (and the defaults Docker shows). */
   options: Record<string, string>;
   labels: Record<string, string>;
-  ipam: { driver: string; options: Record<string, string> | null; config: IpamPoolConfig[] };
+  ipam: {
+    driver: string;
+    options: Record<string, string> | null;
+    /** The pools as allocated: subnet and gateway always filled in. */
+    config: IpamPoolConfig[];
+    /** The pools as the user asked for them, which inspect shows for their family (as dockerd). */
+    requested?: IpamPoolConfig[];
+  };
   /** The IPAM pools were given by the user (Docker allows `--ip` only then). */
   userSubnets: boolean;
   /** Bridge driver: the bridge device and its MTU. */
@@ -67,6 +74,20 @@ export const PREDEFINED_NETWORKS = ['bridge', 'host', 'none'] as const;
 export const isPredefined = (name: string): boolean =>
   (PREDEFINED_NETWORKS as readonly string[]).includes(name);
 
+/**
+ * libnetwork shows a family's pools as the user gave them (no Gateway when none was given), and
+ * the allocated ones (subnet and gateway) for a family the user gave none of.
+ */
+function shownPools(network: NetworkRecord): IpamPoolConfig[] {
+  const isV6 = (pool: IpamPoolConfig): boolean => pool.Subnet.includes(':');
+  const requested = network.ipam.requested ?? [];
+  return [false, true].flatMap((v6) => {
+    const asked = requested.filter((pool) => isV6(pool) === v6);
+    const pools = asked.length > 0 ? asked : network.ipam.config.filter((pool) => isV6(pool) === v6);
+    return pools.map((pool) => ({ ...pool }));
+  });
+}
+
 /** Docker's JSON for `GET /networks/{id}` (`containers` for inspect; list passes an empty map). */
 export function networkJson(network: NetworkRecord, containers: Record<string, object>): object {
   return {
@@ -80,7 +101,7 @@ export function networkJson(network: NetworkRecord, containers: Record<string, o
     IPAM: {
       Driver: network.ipam.driver,
       Options: network.ipam.options,
-      Config: network.ipam.config.map((pool) => ({ ...pool })),
+      Config: shownPools(network),
     },
     Internal: network.internal,
     Attachable: network.attachable,

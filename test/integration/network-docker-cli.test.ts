@@ -228,6 +228,13 @@ test('network create options: --subnet, --gateway, --ip, --internal, duplicates 
     '--internal',
     'inner',
   ]);
+  const pools = (name: string): Promise<string> =>
+    ok(['network', 'inspect', '-f', '{{json .IPAM.Config}}', name]);
+  assert.equal(await pools('inner'), JSON.stringify([{ Subnet: subnet, Gateway: `${o1}.${o2}.200.254` }]));
+  // dockerd shows the pools as they were asked for: a subnet given alone has no Gateway there.
+  await ok(['network', 'create', '--subnet', `${o1}.${o2}.201.0/24`, 'plain']);
+  assert.equal(await pools('plain'), JSON.stringify([{ Subnet: `${o1}.${o2}.201.0/24` }]));
+  await ok(['network', 'rm', 'plain']);
   const fixed = `${o1}.${o2}.200.77`;
   const shown = await ok([
     'run',
@@ -321,7 +328,13 @@ test('published ports: -p to 127.0.0.1, -P, docker port, conflicts, rules remove
   // The same host port again: the start fails with a clear message and the container is not running.
   const clash = await run(['run', '-d', ...cg, '-p', `127.0.0.1:${port}:80`, 'busybox', 'sleep', '300']);
   assert.notEqual(clash.code, 0);
-  assert.match(clash.stderr, /port is already allocated|address already in use/i);
+  // dockerd's words: the endpoint by the container's name and the endpoint's id.
+  assert.match(
+    clash.stderr,
+    new RegExp(
+      `driver failed programming external connectivity on endpoint \\S+ \\([0-9a-f]{64}\\): Bind for 127\\.0\\.0\\.1:${port} failed: port is already allocated`,
+    ),
+  );
   const table = await execProgram('nft', ['list', 'table', 'inet', firewallTable(sandbox)]);
   assert.match(table.stdout, new RegExp(`dport ${port}`));
   // Published on all addresses: the host reaches it on 127.0.0.1, and the container reaches its
