@@ -107,7 +107,7 @@ export class V1Manager implements CgroupManager {
         );
       await dir.write(file, String(h.limit), field(`hugepageLimits[${i}].limit`));
     }
-    if (r.devices !== undefined) await setDevices(this.need('devices', 'devices'), r.devices);
+    if (r.devices !== undefined) setDevices(this.need('devices', 'devices'), r.devices);
     if (r.network !== undefined) await this.setNetwork(r.network);
     for (const [device, limits] of Object.entries(r.rdma ?? {})) {
       await this.need('rdma', 'rdma').write('rdma.max', rdmaLine(device, limits), field(`rdma.${device}`));
@@ -369,10 +369,14 @@ async function setBlockIO(dir: CgroupDir, b: BlockIO): Promise<void> {
   }
 }
 
-async function setDevices(dir: CgroupDir, devices: readonly DeviceCgroup[]): Promise<void> {
+function setDevices(dir: CgroupDir, devices: readonly DeviceCgroup[]): void {
   const writes = v1DeviceWrites(normalizeRules(devices));
-  for (const [index, { file, line }] of writes.entries()) {
-    // The first write is the deny-all that every rule list starts from.
-    await dir.write(file, line, index === 0 ? field('devices') : field(`devices[${index - 1}]`));
-  }
+  dir.writeInOrder(
+    writes.map(({ file, line }, index) => ({
+      file,
+      value: line,
+      // The first write is the deny-all that every rule list starts from.
+      field: index === 0 ? field('devices') : field(`devices[${index - 1}]`),
+    })),
+  );
 }
