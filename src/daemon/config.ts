@@ -9,9 +9,10 @@ import { isAbsolute, normalize } from 'node:path';
 import { describeError, invalidArgument } from '../common/errors.js';
 import { DEFAULT_HOST, parseHost } from './hosts.js';
 import { parseJsonText } from './json-text.js';
+import { BUILTIN_RUNTIME } from '../engine/create-checks.js';
 
 export const DEFAULT_CONFIG_FILE = '/etc/berth/daemon.json';
-export const BUILTIN_RUNTIME = 'berth';
+export { BUILTIN_RUNTIME } from '../engine/create-checks.js';
 export const LOG_LEVELS = ['debug', 'info', 'warn', 'error', 'fatal'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 

@@ -156,6 +156,7 @@ export async function startDaemon(config: DaemonConfig, cmd: CommandLine, log: L
       registryMirrors: config.registryMirrors,
       ...(config.usernsRemap ? { usernsRemap: config.usernsRemap } : {}),
       init: { enabled: config.init === true, ...(config.initPath ? { path: config.initPath } : {}) },
+      runtimes: () => ({ defaultRuntime: config.defaultRuntime, configured: Object.keys(config.runtimes) }),
       network: {
         bridge: config.bridge,
         ...(config.bip ? { bip: config.bip } : {}),

@@ -60,6 +60,28 @@ function pathExists(path: string): boolean {
   }
 }
 
+/** daemon.json's runtimes as create sees them: `default-runtime` and the names in `runtimes`. */
+export interface RuntimeNames {
+  defaultRuntime: string;
+  configured: string[];
+}
+
+export const BUILTIN_RUNTIME = 'berth';
+
+/**
+ * The runtime a container is created with (dockerd fills HostConfig.Runtime with the default):
+ * an unknown name is dockerd's 400, and a runtime daemon.json names besides berth's own is refused
+ * rather than silently replaced, since berthd runs containers with its built-in runtime only.
+ */
+export function checkRuntime(requested: string | undefined, runtimes: RuntimeNames): string {
+  const name = requested || runtimes.defaultRuntime;
+  if (name === BUILTIN_RUNTIME) return name;
+  if (!runtimes.configured.includes(name)) throw invalidArgument(`Unknown runtime specified ${name}`);
+  throw invalidArgument(
+    `runtime ${JSON.stringify(name)} is configured (daemon.json runtimes), but berthd runs containers only with its built-in runtime "${BUILTIN_RUNTIME}"`,
+  );
+}
+
 /** The create-time checks, in dockerd's order. */
 export function checkCreateHostConfig(hostConfig: HostConfig | null | undefined, cgroupVersion: 1 | 2): void {
   if (!hostConfig) return;

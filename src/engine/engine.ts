@@ -58,6 +58,7 @@ import { startFailure } from './start-error.js';
 import type { NetworkRecord } from '../network/network-record.js';
 import type { EndpointSettings } from './docker-types.js';
 import { containerRef } from './namespaces.js';
+import { BUILTIN_RUNTIME, checkRuntime, type RuntimeNames } from './create-checks.js';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 
@@ -77,6 +78,8 @@ export interface EngineOptions {
   userns?: Remap;
   /** daemon.json `init`: an init for containers that do not say (HostConfig.Init null); `init-path`. */
   init?: { enabled: boolean; path?: string };
+  /** daemon.json `default-runtime` and `runtimes`, read at each create (a reload changes them). */
+  runtimes?: () => RuntimeNames;
   log: { info(message: string): void; warn(message: string): void; error(message: string): void };
 }
 
@@ -227,6 +230,10 @@ export class Engine {
     networkingConfig: CreateRequest['NetworkingConfig'],
   ): Promise<{ Id: string; Warnings: string[] }> {
     checkRemappedContainer(this.options.userns, hostConfig);
+    hostConfig.Runtime = checkRuntime(
+      hostConfig.Runtime,
+      this.options.runtimes?.() ?? { defaultRuntime: BUILTIN_RUNTIME, configured: [] },
+    );
     const image = await this.options.images.inspect(configIn.Image);
     const config = mergeImageConfig(configIn as ContainerConfig, image.imageConfig.config);
     const args = processArgs(config);

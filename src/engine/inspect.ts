@@ -10,6 +10,7 @@ import type { ContainerRecord } from './container-record.js';
 import type { ContainerConfig, HostConfig } from './docker-types.js';
 import { cgroupnsModeOf } from './namespaces.js';
 import { containerHostname } from './spec-builder.js';
+import { BUILTIN_RUNTIME } from './create-checks.js';
 
 /** What the inspect answer needs from the engine. */
 export interface InspectContext {
@@ -35,7 +36,6 @@ export interface MountPoint {
 }
 
 /** Every container runs on the built-in runtime. */
-const BUILTIN_RUNTIME = 'berth';
 
 /** HostConfig with the values dockerd stores at create (daemon_unix.go adaptContainerSettings). */
 export function hostConfigJson(

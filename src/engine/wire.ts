@@ -11,6 +11,7 @@ import { Runtime } from '../runtime/runtime.js';
 import { defaultRuntimeOptions } from '../runtime/default-runtime.js';
 import { hostCgroupHierarchies } from '../runtime/cgroup-mounts.js';
 import { Engine } from './engine.js';
+import type { RuntimeNames } from './create-checks.js';
 import { isLive } from './container-record.js';
 import { initBinaryPath } from './init-binary.js';
 import type { EventBus } from './events.js';
@@ -41,6 +42,8 @@ export interface EngineWiring {
   usernsRemap?: string;
   /** daemon.json `init` (an init in every container that does not refuse one) and `init-path`. */
   init?: { enabled: boolean; path?: string };
+  /** daemon.json `default-runtime` and the names in `runtimes` (create checks them). */
+  runtimes?: () => RuntimeNames;
   network: {
     bridge: string;
     bip?: string;
@@ -116,6 +119,7 @@ export async function startEngine(
     cgroupVersion,
     ...(userns ? { userns } : {}),
     ...(wiring.init ? { init: wiring.init } : {}),
+    ...(wiring.runtimes ? { runtimes: wiring.runtimes } : {}),
     log: wiring.log,
   });
   late.engine = engine;

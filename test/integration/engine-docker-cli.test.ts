@@ -44,6 +44,13 @@ test('docker run --rm prints the output and returns the exit code', async (t) =>
   assert.equal(ps.stdout, '', '--rm removed the containers');
   const missing = await run(['run', '--rm', ...cg, 'busybox', '/no/such/binary']);
   assert.notEqual(missing.code, 0);
+  // --runtime: berth's own works; another name is dockerd's 400 and nothing is created.
+  const own = await run(['run', '--rm', ...cg, '--runtime', 'berth', 'busybox', 'true']);
+  assert.equal(own.code, 0, own.stderr);
+  const unknown = await run(['run', '--rm', ...cg, '--runtime', 'nosuch', 'busybox', 'true']);
+  assert.equal(unknown.code, 125);
+  assert.match(unknown.stderr, /Error response from daemon: Unknown runtime specified nosuch/);
+  assert.equal((await run(['ps', '-aq'])).stdout, '');
 });
 
 test('what a removed container leaves goes: run --rm, rm, container prune, image prune, a removal cut short', async (t) => {

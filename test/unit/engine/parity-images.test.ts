@@ -15,7 +15,7 @@ import {
   parseTimestamp,
   referenceMatches,
 } from '../../../src/engine/image-json.js';
-import { checkBindSources, checkRestartPolicy } from '../../../src/engine/create-checks.js';
+import { checkBindSources, checkRestartPolicy, checkRuntime } from '../../../src/engine/create-checks.js';
 import { exitEvents, startEvents, volumeEvent } from '../../../src/engine/lifecycle-events.js';
 import { memoryLimit, networkCounters } from '../../../src/engine/stats.js';
 import { Filters } from '../../../src/api/filters.js';
@@ -125,6 +125,21 @@ test('image inspect: the empty Config fields, and the fields older API versions 
 test('image delete entries have Docker capitalised keys', () => {
   assert.deepEqual(deleteItemJson({ untagged: 'x:1' }), { Untagged: 'x:1' });
   assert.deepEqual(deleteItemJson({ deleted: 'sha256:1' }), { Deleted: 'sha256:1' });
+});
+
+test("the runtime at create: berth by default, dockerd's 400 for an unknown one, a configured other one refused", () => {
+  const plain = { defaultRuntime: 'berth', configured: [] };
+  assert.equal(checkRuntime(undefined, plain), 'berth');
+  assert.equal(checkRuntime('', plain), 'berth');
+  assert.equal(checkRuntime('berth', plain), 'berth');
+  assert.throws(() => checkRuntime('nosuch', plain), /^BerthError: Unknown runtime specified nosuch$/);
+  const withRunc = { defaultRuntime: 'runc', configured: ['runc'] };
+  assert.equal(checkRuntime('berth', withRunc), 'berth');
+  for (const requested of [undefined, 'runc'])
+    assert.throws(
+      () => checkRuntime(requested, withRunc),
+      /runtime "runc" is configured \(daemon.json runtimes\), but berthd runs containers only with its built-in runtime "berth"/,
+    );
 });
 
 test('restart policies are checked at create with Docker 25 messages', () => {
