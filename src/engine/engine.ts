@@ -515,6 +515,7 @@ export class Engine {
       if (idMap) await shareContainerDir(this.containers.dir(id), idMap);
       const { record: runtimeRecord } = await this.options.runtime.create(id, {
         bundle,
+        spec,
         stdio: ['ignore', 'ignore', 'ignore'],
         io: {
           logPath: record.hostConfig.LogConfig?.Type === 'none' ? undefined : record.logPath,

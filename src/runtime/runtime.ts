@@ -85,6 +85,11 @@ export interface RuntimeOptions {
 
 export interface CreateOptions {
   bundle: string;
+  /**
+   * The bundle's config.json as its writer had it (berthd writes it just before): not read back
+   * from the file. It is checked all the same.
+   */
+  spec?: Spec;
   consoleSocket?: string;
   pidFile?: string;
   preserveFds?: number;
@@ -172,8 +177,8 @@ export class Runtime {
   }
 
   /** Check a bundle's config without creating anything. */
-  async loadBundle(bundle: string): Promise<Spec> {
-    const spec = validateSpec(readSpec(bundle), {
+  async loadBundle(bundle: string, parsed?: Spec): Promise<Spec> {
+    const spec = validateSpec(parsed ?? readSpec(bundle), {
       callerLimits: ownLimits(),
       callerHasSysResource: (ownEffectiveCapabilities() & (1n << 24n)) !== 0n,
     });
@@ -186,7 +191,7 @@ export class Runtime {
    */
   async create(id: string, options: CreateOptions): Promise<{ record: ContainerRecord; shim: ShimHandle }> {
     validateId(id);
-    const spec = await this.loadBundle(options.bundle);
+    const spec = await this.loadBundle(options.bundle, options.spec);
     const seccomp = this.options.seccomp(spec);
     // The cgroup handle only names paths (and may fail): before anything exists that needs cleaning up.
     const cgroup = await this.cgroupFor(spec, id);
