@@ -31,6 +31,12 @@ export interface ApiServerOptions {
 
 const silent: ApiLogger = { debug: () => undefined, error: () => undefined };
 
+/**
+ * The reason a request's signal carries. Made once: abort() without one builds a DOMException
+ * with a stack for every connection that closes (~0.4 ms of berthd's thread per container run).
+ */
+const CONNECTION_GONE = new DOMException('the connection closed or berthd is shutting down', 'AbortError');
+
 /** Headers on every response, as dockerd's middlewares set them. */
 export function commonHeaders(experimental: boolean): Record<string, string> {
   return {
@@ -194,7 +200,7 @@ export class ApiServer {
       if (match === undefined) throw new ApiError(404, 'page not found');
       // Aborted when the client goes away or the daemon shuts down.
       const controller = new AbortController();
-      const abort = (): void => controller.abort();
+      const abort = (): void => controller.abort(CONNECTION_GONE);
       if (this.shutdown.signal.aborted) abort();
       else this.shutdown.signal.addEventListener('abort', abort, { once: true });
       const connection = transport.kind === 'upgrade' ? transport.socket : res;
