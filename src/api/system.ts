@@ -9,6 +9,7 @@ import type { EventBus } from '../engine/events.js';
 import { streamEvents } from './events.js';
 import { cgroupWarnings, countOpenFds, goArch, hostFacts, type HostFacts } from './host-info.js';
 import { Reply, type Router } from './router.js';
+import { ApiError } from './errors.js';
 
 export interface RuntimeEntry {
   path: string;
@@ -293,4 +294,36 @@ export function registerSystemRoutes(router: Router, options: SystemOptions): vo
     return buildInfo(options, facts, engine, countOpenFds());
   });
   router.get('/events', (ctx) => streamEvents(ctx, options.events));
+  registerNoSwarmRoutes(router);
+}
+
+/** dockerd's answer for swarm objects on a node that is in no swarm. */
+const NOT_A_MANAGER =
+  'This node is not a swarm manager. Use "docker swarm init" or "docker swarm join" to connect this node to swarm and try again.';
+
+/**
+ * berthd runs no swarm and no plugins: it answers what a dockerd outside any swarm and with no
+ * plugin installed answers, so SDKs and test frameworks that probe for them get dockerd's errors
+ * and empty lists rather than 404s.
+ */
+function registerNoSwarmRoutes(router: Router): void {
+  router.get('/plugins', () => []);
+  const notManager = (): never => {
+    throw new ApiError(503, NOT_A_MANAGER);
+  };
+  for (const kind of ['nodes', 'services', 'tasks', 'secrets', 'configs']) {
+    router.get(`/${kind}`, notManager);
+    router.get(`/${kind}/{id}`, notManager);
+  }
+  router.get('/swarm', notManager);
+  router.get('/swarm/unlockkey', notManager);
+  for (const path of ['/services/create', '/secrets/create', '/configs/create', '/swarm/update'])
+    router.post(path, notManager);
+  router.post('/swarm/leave', () => {
+    throw new ApiError(503, 'This node is not part of a swarm');
+  });
+  for (const path of ['/swarm/init', '/swarm/join', '/swarm/unlock'])
+    router.post(path, () => {
+      throw new ApiError(503, 'berthd does not run swarm mode: it manages the containers of this host only');
+    });
 }

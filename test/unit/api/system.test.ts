@@ -220,6 +220,20 @@ test('/_ping answers GET and HEAD with Docker headers; /info and /version are se
   const version = JSON.parse((await call('GET', '/version')).body);
   assert.equal(version.ApiVersion, API_VERSION);
   assert.match(version.KernelVersion, /^\d+\.\d+/);
+  // What a dockerd in no swarm and with no plugins answers.
+  const plugins = await call('GET', '/v1.41/plugins');
+  assert.deepEqual([plugins.status, JSON.parse(plugins.body)], [200, []]);
+  for (const path of ['/swarm', '/v1.41/services', '/nodes/abc', '/v1.41/secrets', '/configs', '/tasks']) {
+    const answer = await call('GET', path);
+    assert.equal(answer.status, 503, path);
+    assert.match(
+      JSON.parse(answer.body).message,
+      /^This node is not a swarm manager\. Use "docker swarm init"/,
+    );
+  }
+  const leave = await call('POST', '/swarm/leave');
+  assert.deepEqual([leave.status, JSON.parse(leave.body).message], [503, 'This node is not part of a swarm']);
+  assert.equal((await call('POST', '/swarm/init')).status, 503);
 });
 
 test('/info Warnings is null when there is none, as dockerd answers', () => {
