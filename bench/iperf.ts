@@ -3,7 +3,7 @@
  * container's network namespace (nsenter --net), server in one, client in the other, so traffic
  * stays between namespaces the suite created. berthd against dockerd, alternating.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { execProgram } from '../test/helpers/exec.js';
 import { alternate, median, summarize, type Contender } from './lib/measure.js';
@@ -40,11 +40,20 @@ async function pair(engine: Engine): Promise<Pair> {
 
 /** One iperf3 run of `seconds`; bits per second received. */
 async function measure(p: Pair, seconds: number): Promise<number> {
-  const server = spawn('nsenter', [`--net=/proc/${p.serverPid}/ns/net`, 'iperf3', '-s', '-1', '-p', '5201'], {
-    stdio: 'ignore',
-  });
-  const exited = once(server, 'exit');
+  let server: ChildProcess | undefined;
+  let exited: Promise<unknown> = Promise.resolve();
+  // The one-off server (-1) is started again after a run that ended without a received sum
+  // (iperf3 then reports an error in its JSON and may exit 0): such a run is retried, not
+  // counted as no throughput.
+  const serve = (): void => {
+    server = spawn('nsenter', [`--net=/proc/${p.serverPid}/ns/net`, 'iperf3', '-s', '-1', '-p', '5201'], {
+      stdio: 'ignore',
+    });
+    exited = once(server, 'exit');
+  };
+  let failure = 'could not connect';
   try {
+    serve();
     // The server needs a moment to listen; retry the client a bounded number of times.
     for (let attempt = 0; attempt < 20; attempt++) {
       const result = await execProgram(
@@ -62,15 +71,24 @@ async function measure(p: Pair, seconds: number): Promise<number> {
         ],
         { timeoutMs: (seconds + 20) * 1000 },
       );
-      if (result.code === 0) {
-        const report = JSON.parse(result.stdout) as { end?: { sum_received?: { bits_per_second?: number } } };
-        return report.end?.sum_received?.bits_per_second ?? NaN;
+      if (result.code === 0 || result.stdout.trim().startsWith('{')) {
+        const report = JSON.parse(result.stdout) as {
+          error?: string;
+          end?: { sum_received?: { bits_per_second?: number } };
+        };
+        const bps = report.end?.sum_received?.bits_per_second;
+        if (result.code === 0 && bps !== undefined && Number.isFinite(bps)) return bps;
+        failure = report.error ?? 'no received sum in its report';
       }
       await new Promise((resolve) => setTimeout(resolve, 100));
+      if (server?.exitCode !== null || server.signalCode !== null) {
+        await exited;
+        serve();
+      }
     }
-    throw new Error(`${p.engine.name}: iperf3 client could not connect to ${p.serverIp}`);
+    throw new Error(`${p.engine.name}: iperf3 client to ${p.serverIp}: ${failure}`);
   } finally {
-    if (server.exitCode === null) server.kill('SIGKILL');
+    if (server && server.exitCode === null && server.signalCode === null) server.kill('SIGKILL');
     await exited;
   }
 }
@@ -91,7 +109,7 @@ async function iperf(options: ScenarioOptions): Promise<ScenarioResult> {
         gbps.set(p.engine.name, [...(gbps.get(p.engine.name) ?? []), bps / 1e9]);
       },
     }));
-    const samples = await alternate(contenders, options.quick ? 1 : 3, 0);
+    const samples = await alternate(contenders, options.quick ? 1 : 5, 0);
     const figures: Record<string, number> = {};
     for (const [name, values] of gbps)
       figures[`Gbit/s (median): ${name}`] = Number(median(values).toFixed(2));

@@ -12,7 +12,7 @@ import { cleanupAll, cleanupOnSignals, onCleanup } from './lib/cleanup.js';
 import { kernelAndCpu, unmountUnder } from './lib/host.js';
 import { RESULTS_DIR } from './lib/paths.js';
 import { setupEngines } from './lib/references.js';
-import { mergeResults, newestFullRun } from './lib/merge.js';
+import { mergeResults, newestFullRun, partialRunsSince } from './lib/merge.js';
 import { markdown } from './lib/report.js';
 import type { Scenario, ScenarioResult } from './lib/scenario.js';
 import { ratioChart } from './lib/svg.js';
@@ -100,9 +100,16 @@ async function main(): Promise<void> {
   process.stdout.write(markdown(results, machine, engines.versions));
   if (!quick) {
     await mkdir(RESULTS_DIR, { recursive: true });
-    // A run of some scenarios replaces theirs in the newest full run's report.
+    // A run of some scenarios replaces theirs in the newest full run's report, after those that
+    // earlier partial runs measured again.
     const base = only.length > 0 ? await newestFullRun(RESULTS_DIR) : undefined;
-    const reported = base ? mergeResults(base, results, time) : results;
+    let reported = results;
+    if (base) {
+      let merged = base.results;
+      for (const partial of await partialRunsSince(RESULTS_DIR, base))
+        merged = mergeResults({ ...base, results: merged }, partial.results, partial.time);
+      reported = mergeResults({ ...base, results: merged }, results, time);
+    }
     const report = {
       time,
       quick,

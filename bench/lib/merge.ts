@@ -1,7 +1,8 @@
 /**
  * A run of some scenarios only (`npm run bench -- concurrent`) updates the report without
- * discarding the others: latest.md shows the newest full run's results with the re-measured
- * scenarios replaced, each marked with the run it comes from.
+ * discarding the others: latest.md shows the newest full run's results with every scenario
+ * measured again since (by this run or an earlier partial one) replaced by its newest
+ * measurement, each marked with the run it comes from.
  */
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -23,6 +24,17 @@ export async function newestFullRun(dir: string): Promise<SavedReport | undefine
     if (!report.quick && report.only === undefined) return report;
   }
   return undefined;
+}
+
+/** The partial runs (limited to some scenarios, not quick) saved in `dir` after `base`, oldest first. */
+export async function partialRunsSince(dir: string, base: SavedReport): Promise<SavedReport[]> {
+  const names = (await readdir(dir).catch(() => [] as string[])).filter((n) => n.endsWith('.json')).sort();
+  const runs: SavedReport[] = [];
+  for (const name of names) {
+    const report = JSON.parse(await readFile(join(dir, name), 'utf8')) as SavedReport;
+    if (!report.quick && report.only !== undefined && report.time > base.time) runs.push(report);
+  }
+  return runs;
 }
 
 /** `base`'s results with those of `fresh` put in their place (or appended), marked with `time`. */
