@@ -696,7 +696,21 @@ export class Engine {
 
   /** After a daemon restart: containers whose shim still runs are watched again; others are marked exited. */
   private async recover(): Promise<void> {
+    const inRuntime = new Set(await this.options.runtime.store.ids());
     for (const record of this.containers.list()) {
+      if (!record.state.Running && inRuntime.has(record.id)) {
+        // A start cut short after the runtime made the container and before its record said
+        // so: nothing follows that process, and the record says it never ran. It goes.
+        await this.options.runtime
+          .delete(record.id, true)
+          .catch((err: unknown) =>
+            this.options.log.warn(
+              `container ${record.id}: removing an unrecorded start: ${describeError(err)}`,
+            ),
+          );
+        await unmount(this.rootfs(record.id)).catch(() => undefined);
+        continue;
+      }
       // Restarting ones have no process; open() starts them once everything else is in place.
       if (!record.state.Running || record.state.Restarting) continue;
       const status = (await this.options.runtime.state(record.id).catch(() => undefined))?.status;

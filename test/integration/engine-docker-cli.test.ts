@@ -3,7 +3,7 @@
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdir, readFile, rm } from 'node:fs/promises';
+import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createSandbox, type Sandbox } from '../helpers/sandbox.js';
 import { startBerthd, docker, type Berthd } from '../helpers/berthd.js';
@@ -89,6 +89,39 @@ test('what a removed container leaves goes: run --rm, rm, container prune, image
   assert.equal(removed.code, 0, removed.stderr);
   assert.equal(await snapshots(), 1, 'only the links directory is left: the layers went with the image');
 });
+
+test('a start berthd did not record (killed before writing it) is undone when berthd comes back', async (t) => {
+  const { sandbox, berthd, run } = await daemonWithBusybox(t);
+  const id = (
+    await run(['run', '-d', '--cgroup-parent', sandbox.cgroupParent, 'busybox', 'sleep', '300'])
+  ).stdout.trim();
+  const pid = Number((await run(['inspect', '-f', '{{.State.Pid}}', id])).stdout.trim());
+  assert.ok(pid > 0);
+  await berthd.stop('SIGKILL');
+  // The record as it was before the start: created, never started.
+  const recordPath = join(sandbox.dataRoot, 'containers', id, 'config.v2.json');
+  const record = JSON.parse(await readFile(recordPath, 'utf8')) as { state: Record<string, unknown> };
+  record.state = { ...record.state, Status: 'created', Running: false, Pid: 0 };
+  await writeFile(recordPath, JSON.stringify(record));
+  await startBerthd(t, sandbox);
+  assert.equal(await processAlive(pid), false, 'the process nobody recorded is gone');
+  assert.equal((await run(['inspect', '-f', '{{.State.Status}}', id])).stdout.trim(), 'created');
+  assert.equal((await run(['start', id])).code, 0, 'and the container starts again');
+  assert.equal((await run(['inspect', '-f', '{{.State.Running}}', id])).stdout.trim(), 'true');
+  assert.equal((await run(['rm', '-f', id])).code, 0);
+});
+
+async function processAlive(pid: number): Promise<boolean> {
+  for (let i = 0; i < 50; i++) {
+    try {
+      process.kill(pid, 0);
+    } catch {
+      return false;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return true;
+}
 
 test('run -d, ps, logs, inspect, stop, start, rename, rm', async (t) => {
   const { sandbox, run } = await daemonWithBusybox(t);
