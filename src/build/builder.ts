@@ -31,7 +31,7 @@ import { mountAll, mountPointsUnder, unmount } from '../snapshot/mount.js';
 import type { Snapshotter } from '../snapshot/snapshotter.js';
 import { contentSource, download, extractIfArchive, isUrl } from './add.js';
 import { cacheKey, type BuildCache } from './cache.js';
-import { cacheRecords, type CacheRecord } from './cache-usage.js';
+import { cachedSteps, cacheRecords, type CacheRecord } from './cache-usage.js';
 import { contentSum, downloadName, downloadSum, OwnerNames, SourceHasher, sourcesHash } from './checksum.js';
 import {
   copyStream,
@@ -252,6 +252,15 @@ export class Builder {
   /** The build cache as Docker's records (`/system/df`). */
   usage(): Promise<CacheRecord[]> {
     return cacheRecords(this.deps, (key) => this.using.has(key));
+  }
+
+  /** What the cache keeps of the image store: its steps' manifests and layer chain IDs. */
+  async held(): Promise<{ manifests: string[]; chainIds: string[] }> {
+    const { steps } = await cachedSteps(this.deps);
+    return {
+      manifests: steps.map((step) => step.entry.manifest),
+      chainIds: steps.flatMap((step) => step.chainIds),
+    };
   }
 
   /** `POST /build/prune`: waits for running builds; new ones wait for it. */

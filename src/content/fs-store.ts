@@ -383,6 +383,14 @@ export class FsContentStore implements ContentStore {
     await rm(join(this.ingestDir, ref), { recursive: true, force: true });
   }
 
+  /** The stored blobs among `digests`. */
+  private async *infos(digests: Iterable<string>): AsyncIterable<BlobInfo> {
+    for (const digest of new Set(digests)) {
+      const info = await this.info(digest);
+      if (info) yield info;
+    }
+  }
+
   async gc(roots: Iterable<string>, options: GcOptions = {}): Promise<GcResult> {
     const live = new Set<string>();
     const queue: string[] = [];
@@ -406,7 +414,7 @@ export class FsContentStore implements ContentStore {
     }
     const removed: string[] = [];
     let reclaimedBytes = 0;
-    for await (const blob of this.walk()) {
+    for await (const blob of options.only ? this.infos(options.only) : this.walk()) {
       if (live.has(blob.digest) || this.inflight.has(blob.digest)) continue;
       await options.onRemove?.(blob.digest);
       if (await this.delete(blob.digest)) {

@@ -72,6 +72,11 @@ export interface GcOptions {
   followReferences?: boolean;
   /** Called for each blob before it is removed, e.g. so snapshot GC can drop what it unpacked. */
   onRemove?: (digest: string) => Promise<void> | void;
+  /**
+   * Sweep only these digests (those of a removed image) instead of every stored blob, so blobs
+   * an operation under way stored without recording them yet are not looked at.
+   */
+  only?: Iterable<string>;
 }
 
 export interface GcResult {

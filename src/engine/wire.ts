@@ -12,6 +12,7 @@ import { defaultRuntimeOptions } from '../runtime/default-runtime.js';
 import { hostCgroupHierarchies } from '../runtime/cgroup-mounts.js';
 import { Engine } from './engine.js';
 import type { RuntimeNames } from './create-checks.js';
+import type { Builder } from '../build/builder.js';
 import { isLive } from './container-record.js';
 import { initBinaryPath } from './init-binary.js';
 import type { EventBus } from './events.js';
@@ -72,7 +73,7 @@ export async function startEngine(
   if (wiring.init?.path !== undefined) await checkInitPath(wiring.init.path);
   const snapshotter = await openSnapshotter(wiring.dataRoot, 'overlayfs');
   // The image service asks the engine (created next) which containers use an image.
-  const late: { engine?: Engine } = {};
+  const late: { engine?: Engine; builder?: Builder } = {};
   const images = await ImageService.open({
     dataRoot: wiring.dataRoot,
     snapshotter,
@@ -82,6 +83,7 @@ export async function startEngine(
     }),
     containerUsing: (imageId: string) => late.engine?.usingImage(imageId),
     settle: async () => late.engine?.settled(),
+    held: async () => (await late.builder?.held()) ?? { manifests: [], chainIds: [] },
     // Shifted layer copies (userns-remap) of a removed image go with it.
     onEvent: (event) => {
       if (event.action === 'delete') void late.engine?.sweepRemappedLayers();
@@ -138,6 +140,7 @@ export async function startEngine(
     bridge: buildBridge(networks),
     warn: (message) => wiring.log.warn(message),
   });
+  late.builder = builder;
   registerSystemDfRoute(wiring.router, engine, builder);
   const unregisterMetrics = wiring.metrics?.register(
     containerMetricsCollector({

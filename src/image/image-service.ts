@@ -23,6 +23,7 @@ import { push } from './registry/push.js';
 import { planSave, writeSave } from './save.js';
 import type { HistoryItem } from './store/image-config.js';
 import {
+  chainIdsOf,
   ImageStore,
   type ImageDetails,
   type ImageGcResult,
@@ -32,7 +33,7 @@ import {
 import { SharedLock } from './store/lock.js';
 import { familiarName, isDigestName, nameKey, parseName, repositoryOf } from './store/names.js';
 import type { ImageProgressCallback } from './store/progress.js';
-import type { ImageTarget } from './store/records.js';
+import type { ImageRecord, ImageTarget } from './store/records.js';
 import type { ContainerUsage, DeleteItem } from './store/removal.js';
 import { removeUnusedSnapshots } from './store/snapshot-gc.js';
 import { snapshotUnpacker, type Unpacker } from './store/unpack.js';
@@ -64,6 +65,11 @@ export interface ImageServiceOptions {
    * answering): GC and store-wide removals wait for it, so a layer such a snapshot held goes too.
    */
   settle?: () => Promise<void>;
+  /**
+   * What another owner keeps of the store (the build cache: its steps' manifests and layer chain
+   * IDs): a removed image's layers that it holds stay, as BuildKit's cache outlives `docker rmi`.
+   */
+  held?: () => Promise<{ manifests: string[]; chainIds: string[] }>;
   onEvent?: (event: ImageEvent) => void;
 }
 
@@ -270,6 +276,7 @@ export class ImageService {
 
   async remove(input: string, options: { force?: boolean } = {}): Promise<DeleteItem[]> {
     const resolved = this.images.resolve(input);
+    const content = await this.contentOf(resolved.record).catch(() => undefined);
     const items = await this.images.remove(input, {
       ...options,
       ...(this.options.containerUsing ? { containerUsing: this.options.containerUsing } : {}),
@@ -278,7 +285,40 @@ export class ImageService {
       if ('untagged' in item) this.event('untag', resolved.id, item.untagged);
       else this.event('delete', item.deleted);
     }
+    // Like dockerd, a deleted image's layers and blobs go with it, unless another image, a
+    // container or the build cache holds them.
+    if (content && items.some((item) => 'deleted' in item))
+      await this.lock.withExclusive(() => this.collectRemoved(content));
     return items;
+  }
+
+  /** The blobs (manifests, index, config, layers) and layer chain IDs of an image. */
+  private async contentOf(record: ImageRecord): Promise<{ blobs: string[]; chainIds: string[] }> {
+    const blobs = [record.id];
+    for (const target of record.targets) {
+      blobs.push(target.manifest.digest, ...(target.index ? [target.index.digest] : []));
+      const manifest = await this.images.blobs.manifest(target.manifest.digest);
+      blobs.push(...manifest.layers.map((layer) => layer.digest));
+    }
+    const config = await this.images.blobs.config(record.id);
+    return { blobs, chainIds: chainIdsOf(config.rootfs.diff_ids) };
+  }
+
+  /**
+   * Sweep only what a removed image had, of what no recorded image, container snapshot or build
+   * cache entry still holds: a blob or layer another operation stored and has not recorded yet
+   * is never a candidate.
+   */
+  private async collectRemoved(removed: { blobs: string[]; chainIds: string[] }): Promise<void> {
+    await this.options.settle?.();
+    const held = (await this.options.held?.()) ?? { manifests: [], chainIds: [] };
+    const result = await this.images.gc({ roots: held.manifests, only: removed.blobs });
+    if (this.options.snapshotter)
+      await removeUnusedSnapshots(
+        this.options.snapshotter,
+        new Set([...result.chainIds, ...held.chainIds]),
+        new Set(removed.chainIds),
+      );
   }
 
   /** The `docker save` stream of the named images; names are resolved before it is returned. */

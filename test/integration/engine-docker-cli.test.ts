@@ -85,9 +85,11 @@ test('what a removed container leaves goes: run --rm, rm, container prune, image
   assert.deepEqual(await bundles(again.execRoot), []);
   assert.equal(await snapshots(), imageOnly);
 
-  const removed = await run(['image', 'prune', '-a', '-f']);
+  // Like dockerd's rmi: the image's layers and blobs go with it.
+  const removed = await run(['rmi', 'busybox']);
   assert.equal(removed.code, 0, removed.stderr);
   assert.equal(await snapshots(), 1, 'only the links directory is left: the layers went with the image');
+  assert.deepEqual(await readdir(join(sandbox.dataRoot, 'content', 'blobs', 'sha256')), []);
 });
 
 test('a start berthd did not record (killed before writing it) is undone when berthd comes back', async (t) => {

@@ -478,15 +478,20 @@ export class ImageStore {
    * Sweep the content store of every blob no image record reaches (from each manifest and
    * index). The caller must keep new content from being stored meanwhile (ImageService does).
    */
-  async gc(options: Pick<GcOptions, 'onRemove'> = {}): Promise<ImageGcResult> {
-    const roots = new Set<string>();
+  async gc(
+    options: Pick<GcOptions, 'onRemove' | 'only'> & { roots?: Iterable<string> } = {},
+  ): Promise<ImageGcResult> {
+    const roots = new Set<string>(options.roots);
     for (const record of this.records()) {
       for (const target of record.targets) {
         roots.add(target.manifest.digest);
         if (target.index) roots.add(target.index.digest);
       }
     }
-    const result = await this.content.gc(roots, options);
+    const result = await this.content.gc(roots, {
+      ...(options.onRemove ? { onRemove: options.onRemove } : {}),
+      ...(options.only ? { only: options.only } : {}),
+    });
     return {
       removed: result.removed,
       reclaimedBytes: result.reclaimedBytes,

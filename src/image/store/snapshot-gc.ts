@@ -3,11 +3,21 @@
  * use and is not an ancestor of a snapshot that stays (a container's writable layer, a view,
  * or a snapshot that is not an image layer). Children go before their parents.
  */
+import { BerthError } from '../../common/errors.js';
 import type { SnapshotInfo, Snapshotter } from '../../snapshot/snapshotter.js';
 
 const CHAIN_ID = /^sha256:[0-9a-f]{64}$/;
 
-export async function removeUnusedSnapshots(snapshotter: Snapshotter, inUse: Set<string>): Promise<string[]> {
+/**
+ * `among` limits the removal to those chain IDs (a removed image's layers): a layer another
+ * operation committed and has not recorded yet is then never looked at, and a candidate such a
+ * layer is built on stays (its removal is refused while it has children).
+ */
+export async function removeUnusedSnapshots(
+  snapshotter: Snapshotter,
+  inUse: Set<string>,
+  among?: Set<string>,
+): Promise<string[]> {
   const all: SnapshotInfo[] = [];
   await snapshotter.walk((info) => {
     all.push(info);
@@ -30,7 +40,17 @@ export async function removeUnusedSnapshots(snapshotter: Snapshotter, inUse: Set
       parent = byName.get(parent)?.parent;
     return n;
   };
-  const removable = all.filter((info) => !keep.has(info.name)).sort((a, b) => depth(b) - depth(a));
-  for (const info of removable) await snapshotter.remove(info.name);
-  return removable.map((info) => info.name);
+  const removable = all
+    .filter((info) => !keep.has(info.name) && (among === undefined || among.has(info.name)))
+    .sort((a, b) => depth(b) - depth(a));
+  const removed: string[] = [];
+  for (const info of removable) {
+    try {
+      await snapshotter.remove(info.name);
+      removed.push(info.name);
+    } catch (err) {
+      if (among === undefined || !(err instanceof BerthError && err.kind === 'conflict')) throw err;
+    }
+  }
+  return removed;
 }

@@ -137,7 +137,7 @@ test('a layer that cannot be unpacked fails the pull and records nothing', async
   assert.deepEqual(await service.list(), []);
 });
 
-test('remove and gc drop blobs and layer snapshots no image or container needs', async (t) => {
+test('remove drops the blobs and layer snapshots no image or container needs, as gc does', async (t) => {
   const root = await tempRoot(t);
   const registry = await FakeRegistry.start(t);
   const shared = { 'bin/sh': 'shell' };
@@ -155,16 +155,36 @@ test('remove and gc drop blobs and layer snapshots no image or container needs',
     { untagged: `${registry.host}/x/a@${a.manifestDigest}` },
     { deleted: a.id },
   ]);
+  // Like dockerd's rmi: a's own layer and blobs go at once; the layer b shares stays.
+  assert.deepEqual(await committed(snapshotter), [...b.chainIds, ...c.chainIds].sort());
+  assert.equal(await service.content.info(a.manifestDigest), undefined);
+  assert.equal(await service.content.info(a.id), undefined);
+  assert.ok(await service.content.info(b.layerDigests[0] as string), 'the shared layer stays');
+
   await service.remove(`${registry.host}/x/c`);
-  const result = await service.gc();
-  assert.deepEqual(result.snapshotsRemoved, [a.chainIds[1]]);
   assert.deepEqual(await committed(snapshotter), [...b.chainIds, c.chainIds[0] as string].sort());
-  assert.ok(result.removed.includes(a.manifestDigest) && result.removed.includes(a.id));
-  assert.ok(!result.removed.includes(b.layerDigests[0] as string), 'the shared layer stays');
-  assert.ok(await service.content.info(b.layerDigests[0] as string));
+  assert.deepEqual((await service.gc()).snapshotsRemoved, [], 'nothing is left for gc');
 
   await snapshotter.remove('container-1');
   assert.deepEqual((await service.gc()).snapshotsRemoved, [c.chainIds[0]]);
+});
+
+test('remove leaves what another owner holds (the build cache)', async (t) => {
+  const root = await tempRoot(t);
+  const registry = await FakeRegistry.start(t);
+  const a = publish(registry, 'x/a', 'latest', [{ a: '1' }]);
+  const snapshotter = await CopySnapshotter.open(root);
+  const service = await ImageService.open({
+    dataRoot: root,
+    registry: client(),
+    snapshotter,
+    held: async () => ({ manifests: [a.manifestDigest], chainIds: [...a.chainIds] }),
+  });
+  await service.pull(`${registry.host}/x/a`);
+  await service.remove(`${registry.host}/x/a`);
+  assert.deepEqual(await committed(snapshotter), [...a.chainIds]);
+  assert.ok(await service.content.info(a.layerDigests[0] as string));
+  assert.ok(await service.content.info(a.manifestDigest));
 });
 
 test('push a tag through the service: every tag of a repository, and the digest name is recorded', async (t) => {
