@@ -118,17 +118,19 @@ export class ContainerStore {
   }
 
   /**
-   * Remove the record, then its directory: once the record is gone the directory is a leftover
-   * that open() removes after a crash, so the caller may remove what else the container had
-   * (its snapshot) while the directory goes. Resolves when the record is gone, with the
-   * removal of the directory under way.
+   * Remove the record: from then on the container's directory is a leftover that open() removes
+   * after a crash, and the caller removes it (removeDirectory()) once nothing is mounted in it.
    */
-  async remove(record: ContainerRecord): Promise<{ directoryRemoved: Promise<void> }> {
+  async remove(record: ContainerRecord): Promise<void> {
     await this.writes.get(record.id)?.catch(() => undefined);
     rmSync(join(this.dir(record.id), 'config.v2.json'), { force: true });
     this.byId.delete(record.id);
     if (this.byName.get(record.name) === record.id) this.byName.delete(record.name);
-    return { directoryRemoved: rm(this.dir(record.id), { recursive: true, force: true }) };
+  }
+
+  /** The directory of a container whose record is gone (remove()). */
+  removeDirectory(id: string): Promise<void> {
+    return rm(this.dir(id), { recursive: true, force: true });
   }
 
   /** By full id, name (with or without "/"), or unique id prefix — like Docker. */

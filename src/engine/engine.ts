@@ -136,6 +136,7 @@ export class Engine {
     await mkdir(join(options.execRoot, 'containers'), { recursive: true });
     await mkdir(join(options.execRoot, 'a'), { recursive: true, mode: 0o700 });
     await engine.recover();
+    await engine.removeOrphanedRuntimeState();
     await engine.removeOrphanedSnapshots();
     await engine.sweepRemappedLayers();
     // Addresses of containers gone while berthd was down are freed; the ports of the ones that
@@ -591,18 +592,19 @@ export class Engine {
       this.options.runtime.store.exitRecord(record.id),
       this.options.runtime.oomKills(record.id).catch(() => 0),
     ]);
-    await this.options.runtime.delete(record.id, true).catch(() => undefined);
+    // A container removed next (AutoRemove) leaves its runtime state and root filesystem to
+    // cleanUpLater(): `docker run --rm` waits for neither. Its network goes now, so its ports and
+    // address are free once the removal is answered.
+    const autoRemove = record.hostConfig.AutoRemove === true;
+    if (!autoRemove) await this.options.runtime.delete(record.id, true).catch(() => undefined);
     // No process of the container is left: its network and root filesystem go side by side.
-    let rootfsUnmounted = true;
     await Promise.all([
       this.options.networking
         .tearDown(record)
         .catch((err: unknown) =>
           this.options.log.warn(`container ${record.id}: network teardown: ${describeError(err)}`),
         ),
-      unmount(this.rootfs(record.id)).catch((err: unknown) => {
-        if (!(err instanceof MountError && err.errno === 'EINVAL')) rootfsUnmounted = false; // EINVAL: not mounted
-      }),
+      autoRemove ? undefined : unmount(this.rootfs(record.id)).catch(() => undefined),
     ]);
     record.state = {
       ...record.state,
@@ -635,12 +637,12 @@ export class Engine {
     this.notify(record, 'next-exit');
     this.notify(record, 'not-running');
     this.exits.delete(record.id);
-    if (record.hostConfig.AutoRemove) {
-      // What remove() would stop and undo first was done above (unless the unmount failed).
+    if (autoRemove) {
+      // Its process is gone; its runtime state and root go after the removal (cleanUpLater()).
       record.manuallyStopped = true;
-      await (
-        rootfsUnmounted ? this.removeStopped(record, true) : this.remove(record.id, { force: true })
-      ).catch((err: unknown) => this.options.log.error(`removing ${record.id}: ${describeError(err)}`));
+      await this.removeStopped(record, true, true).catch((err: unknown) =>
+        this.options.log.error(`removing ${record.id}: ${describeError(err)}`),
+      );
       return;
     }
     // Docker's back-off: 100 ms, doubling each time, at most a minute.
@@ -817,6 +819,19 @@ export class Engine {
     }
   }
 
+  /**
+   * Runtime containers (bundles under the exec root's containers/) of containers that are gone:
+   * berthd stopped between removing a record and deleting what the runtime kept (cleanUpLater()).
+   */
+  private async removeOrphanedRuntimeState(): Promise<void> {
+    const bundles = join(this.options.execRoot, 'containers') + '/';
+    for (const { record } of await this.options.runtime.list())
+      if (record.bundle.startsWith(bundles) && !this.containers.find(record.id)) {
+        await this.options.runtime.delete(record.id, true).catch(() => undefined);
+        await unmount(this.rootfs(record.id)).catch(() => undefined);
+      }
+  }
+
   /** Writable snapshots of containers whose removal (or creation) a crash interrupted. */
   private async removeOrphanedSnapshots(): Promise<void> {
     const used = new Set(this.containers.list().map((c) => c.snapshotKey));
@@ -972,15 +987,22 @@ export class Engine {
     if (await isMountPoint(this.rootfs(record.id)))
       await unmount(this.rootfs(record.id)).catch(() => undefined);
     await this.options.runtime.delete(record.id, true).catch(() => undefined);
-    await this.removeStopped(record, options.volumes === true);
+    await this.removeStopped(record, options.volumes === true, false);
   }
 
-  /** Remove a container that has no process, no runtime state and no mounted root left. */
-  private async removeStopped(record: ContainerRecord, volumes: boolean): Promise<void> {
+  /**
+   * Remove a container that has no process left; `runtimeLeft`: its runtime state and mounted
+   * root are still there (cleanUpLater() removes them first).
+   */
+  private async removeStopped(
+    record: ContainerRecord,
+    volumes: boolean,
+    runtimeLeft: boolean,
+  ): Promise<void> {
     // The record goes first: a crash after it leaves an orphaned snapshot and directories, which
     // the next start of berthd removes, never a container whose filesystem is gone.
-    const { directoryRemoved } = await this.containers.remove(record);
-    this.cleanUpLater(record, directoryRemoved);
+    await this.containers.remove(record);
+    this.cleanUpLater(record, runtimeLeft);
     if (volumes || record.hostConfig.AutoRemove) {
       for (const volume of Object.values(record.volumes ?? {})) {
         if (volume.anonymous)
@@ -1001,14 +1023,23 @@ export class Engine {
    * wait for a tree of files to be deleted. What needs them gone (image removal and prune, build
    * cache prune, shutdown) waits for settled(); a crash leaves leftovers that open() removes.
    */
-  private cleanUpLater(record: ContainerRecord, directoryRemoved: Promise<void>): void {
-    const done = Promise.all([
-      directoryRemoved,
-      this.options.snapshotter.remove(record.snapshotKey).catch((err: unknown) => {
-        if (!(err instanceof Error && /not found|no such|does not exist/i.test(err.message))) throw err;
-      }),
-      rm(this.runDir(record.id), { recursive: true, force: true }),
-    ])
+  private cleanUpLater(record: ContainerRecord, runtimeLeft: boolean): void {
+    const done = (async () => {
+      if (runtimeLeft) {
+        await this.options.runtime.delete(record.id, true).catch(() => undefined);
+        // Not deleted through a root still mounted: left for the next start's sweep instead.
+        await unmount(this.rootfs(record.id)).catch((err: unknown) => {
+          if (!(err instanceof MountError && err.errno === 'EINVAL')) throw err; // EINVAL: not mounted
+        });
+      }
+      await Promise.all([
+        this.containers.removeDirectory(record.id),
+        this.options.snapshotter.remove(record.snapshotKey).catch((err: unknown) => {
+          if (!(err instanceof Error && /not found|no such|does not exist/i.test(err.message))) throw err;
+        }),
+        rm(this.runDir(record.id), { recursive: true, force: true }),
+      ]);
+    })()
       .then(() => this.sweepRemappedLayers())
       .catch((err: unknown) =>
         this.options.log.warn(`container ${record.id}: removing what it left on disk: ${describeError(err)}`),
