@@ -61,7 +61,9 @@ export class ContainerStore {
     this.index(record);
     try {
       mkdirSync(this.dir(record.id), { mode: 0o710 });
-      await this.save(record);
+      // A container removed at its exit (AutoRemove) cannot outlive a power loss: recovery would
+      // remove it, so its first record needs no fsync (two, on every `docker run --rm`).
+      await this.write(record, record.hostConfig.AutoRemove !== true);
     } catch (err) {
       this.byId.delete(record.id);
       this.byName.delete(record.name);

@@ -700,17 +700,26 @@ export class Engine {
   private async recover(): Promise<void> {
     const inRuntime = new Set(await this.options.runtime.store.ids());
     for (const record of this.containers.list()) {
-      if (!record.state.Running && inRuntime.has(record.id)) {
-        // A start cut short after the runtime made the container and before its record said
-        // so: nothing follows that process, and the record says it never ran. It goes.
-        await this.options.runtime
-          .delete(record.id, true)
-          .catch((err: unknown) =>
-            this.options.log.warn(
-              `container ${record.id}: removing an unrecorded start: ${describeError(err)}`,
-            ),
+      if (!record.state.Running) {
+        if (inRuntime.has(record.id)) {
+          // A start cut short after the runtime made the container and before its record said
+          // so: nothing follows that process, and the record says it never ran. It goes.
+          await this.options.runtime
+            .delete(record.id, true)
+            .catch((err: unknown) =>
+              this.options.log.warn(
+                `container ${record.id}: removing an unrecorded start: ${describeError(err)}`,
+              ),
+            );
+          await unmount(this.rootfs(record.id)).catch(() => undefined);
+        }
+        // Like dockerd, a container to be removed at its exit that is not running goes now.
+        if (record.hostConfig.AutoRemove) {
+          record.manuallyStopped = true;
+          await this.removeStopped(record, true, false).catch((err: unknown) =>
+            this.options.log.warn(`removing ${record.id}: ${describeError(err)}`),
           );
-        await unmount(this.rootfs(record.id)).catch(() => undefined);
+        }
         continue;
       }
       // Restarting ones have no process; open() starts them once everything else is in place.

@@ -99,6 +99,10 @@ test('a start berthd did not record (killed before writing it) is undone when be
   ).stdout.trim();
   const pid = Number((await run(['inspect', '-f', '{{.State.Pid}}', id])).stdout.trim());
   assert.ok(pid > 0);
+  // Like dockerd, a --rm container that is not running is removed when the daemon starts.
+  const pending = (
+    await run(['create', '--rm', '--cgroup-parent', sandbox.cgroupParent, 'busybox', 'true'])
+  ).stdout.trim();
   await berthd.stop('SIGKILL');
   // The record as it was before the start: created, never started.
   const recordPath = join(sandbox.dataRoot, 'containers', id, 'config.v2.json');
@@ -107,6 +111,7 @@ test('a start berthd did not record (killed before writing it) is undone when be
   await writeFile(recordPath, JSON.stringify(record));
   await startBerthd(t, sandbox);
   assert.equal(await processAlive(pid), false, 'the process nobody recorded is gone');
+  assert.match((await run(['inspect', pending])).stderr, /No such object/);
   assert.equal((await run(['inspect', '-f', '{{.State.Status}}', id])).stdout.trim(), 'created');
   assert.equal((await run(['start', id])).code, 0, 'and the container starts again');
   assert.equal((await run(['inspect', '-f', '{{.State.Running}}', id])).stdout.trim(), 'true');
