@@ -1,7 +1,7 @@
 /**
  * Time the default bridge adds to `run --rm true` per engine: the median of per-round
  * differences (bridge minus none) of the run-rm samples, which alternate both in one loop, and
- * for berth's engines of 35 more rounds of their own (run-rm.ts).
+ * for berth's engines of more rounds of their own (run-rm.ts, EXTRA_BERTH_BRIDGE_ROUNDS).
  */
 import { pairedDifference, type Samples } from './lib/measure.js';
 import type { Engine } from './lib/references.js';
@@ -47,7 +47,7 @@ export function bridgeCostResult(
     ratios,
     figures,
     notes: [
-      'Computed from the run --rm samples: each round ran every engine with none and with bridge; berth’s engines then ran 35 more rounds of their own (none and bridge, the order alternating), since their few milliseconds sit under the ±10 ms noise of one run.',
+      'Computed from the run --rm samples: each round ran every engine with none and with bridge; berth’s engines then ran more rounds of their own (none and bridge, the order alternating; the rounds figures), since their few milliseconds sit under the ±10 ms noise of one run.',
     ],
     chart,
   };

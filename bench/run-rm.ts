@@ -15,7 +15,7 @@ export const NETWORKS = ['none', 'bridge'] as const;
  * More none/bridge pairs for berth's engines than the 15 rounds give: berth's few milliseconds of
  * bridge cost sit under run-to-run noise of ±10 ms, where the references' 50-250 ms do not.
  */
-const EXTRA_BERTH_BRIDGE_ROUNDS = 35;
+const EXTRA_BERTH_BRIDGE_ROUNDS = 85;
 
 function contender(engine: Engine, network: string): Contender {
   return {
