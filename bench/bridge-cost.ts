@@ -47,7 +47,7 @@ export function bridgeCostResult(
     ratios,
     figures,
     notes: [
-      'Computed from the run --rm samples: each round ran every engine with none and with bridge; berth’s engines then ran more rounds of their own (none and bridge, the order alternating; the rounds figures), since their few milliseconds sit under the ±10 ms noise of one run.',
+      'Computed from the run --rm samples: each round ran every engine with none and with bridge; berth’s engines then ran more rounds of their own (none and bridge, the order alternating, each run after a 150 ms pause so that what the run before left to finish does not land on it; the rounds figures), since their few milliseconds sit under the ±10 ms noise of one run.',
     ],
     chart,
   };

@@ -16,6 +16,8 @@ export const NETWORKS = ['none', 'bridge'] as const;
  * bridge cost sit under run-to-run noise of ±10 ms, where the references' 50-250 ms do not.
  */
 const EXTRA_BERTH_BRIDGE_ROUNDS = 85;
+/** The pause before each of those runs (alternatePairs()). */
+const SETTLE_MS = 150;
 
 function contender(engine: Engine, network: string): Contender {
   return {
@@ -77,9 +79,10 @@ async function runRm(options: ScenarioOptions): Promise<ScenarioResult[]> {
 }
 
 /**
- * Rounds of none and bridge per engine, none first in even rounds and bridge first in odd ones,
- * so that what one run leaves for the next (berthd removes a container's files after answering)
- * falls on both alike.
+ * Rounds of none and bridge per engine, none first in even rounds and bridge first in odd ones.
+ * Each run starts after a pause: what the run before left to finish (berthd removes a container's
+ * files after answering; the kernel frees a network namespace after it is dropped) would
+ * otherwise land on whichever run comes next, a few milliseconds either way.
  */
 async function alternatePairs(engines: Engine[], rounds: number): Promise<Samples[]> {
   const samples = new Map<string, number[]>();
@@ -88,6 +91,7 @@ async function alternatePairs(engines: Engine[], rounds: number): Promise<Sample
       const order = round % 2 === 0 ? NETWORKS : [...NETWORKS].reverse();
       for (const network of order) {
         const one = contender(engine, network);
+        await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
         const start = performance.now();
         await one.run();
         const ms = performance.now() - start;
