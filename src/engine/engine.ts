@@ -597,7 +597,7 @@ export class Engine {
     // address are free once the removal is answered.
     const autoRemove = record.hostConfig.AutoRemove === true;
     if (!autoRemove) await this.options.runtime.delete(record.id, true).catch(() => undefined);
-    // No process of the container is left: its network and root filesystem go side by side.
+    // Its network and (unless removed next) its root filesystem go side by side.
     await Promise.all([
       this.options.networking
         .tearDown(record)
@@ -704,14 +704,11 @@ export class Engine {
         if (inRuntime.has(record.id)) {
           // A start cut short after the runtime made the container and before its record said
           // so: nothing follows that process, and the record says it never ran. It goes.
-          await this.options.runtime
-            .delete(record.id, true)
-            .catch((err: unknown) =>
-              this.options.log.warn(
-                `container ${record.id}: removing an unrecorded start: ${describeError(err)}`,
-              ),
-            );
-          await unmount(this.rootfs(record.id)).catch(() => undefined);
+          await this.dropRuntimeContainer(record.id).catch((err: unknown) =>
+            this.options.log.warn(
+              `container ${record.id}: removing an unrecorded start: ${describeError(err)}`,
+            ),
+          );
         }
         // Like dockerd, a container to be removed at its exit that is not running goes now.
         if (record.hostConfig.AutoRemove) {
@@ -835,10 +832,19 @@ export class Engine {
   private async removeOrphanedRuntimeState(): Promise<void> {
     const bundles = join(this.options.execRoot, 'containers') + '/';
     for (const { record } of await this.options.runtime.list())
-      if (record.bundle.startsWith(bundles) && !this.containers.find(record.id)) {
-        await this.options.runtime.delete(record.id, true).catch(() => undefined);
-        await unmount(this.rootfs(record.id)).catch(() => undefined);
-      }
+      if (record.bundle.startsWith(bundles) && !this.containers.find(record.id))
+        await this.dropRuntimeContainer(record.id).catch(() => undefined);
+  }
+
+  /**
+   * Delete the runtime's container (its processes, cgroups and state) and unmount the root;
+   * rejects when the root stays mounted.
+   */
+  private async dropRuntimeContainer(id: string): Promise<void> {
+    await this.options.runtime.delete(id, true).catch(() => undefined);
+    await unmount(this.rootfs(id)).catch((err: unknown) => {
+      if (!(err instanceof MountError && err.errno === 'EINVAL')) throw err; // EINVAL: not mounted
+    });
   }
 
   /** Writable snapshots of containers whose removal (or creation) a crash interrupted. */
@@ -1034,13 +1040,8 @@ export class Engine {
    */
   private cleanUpLater(record: ContainerRecord, runtimeLeft: boolean): void {
     const done = (async () => {
-      if (runtimeLeft) {
-        await this.options.runtime.delete(record.id, true).catch(() => undefined);
-        // Not deleted through a root still mounted: left for the next start's sweep instead.
-        await unmount(this.rootfs(record.id)).catch((err: unknown) => {
-          if (!(err instanceof MountError && err.errno === 'EINVAL')) throw err; // EINVAL: not mounted
-        });
-      }
+      // Not deleted through a root still mounted: left for the next start's sweep instead.
+      if (runtimeLeft) await this.dropRuntimeContainer(record.id);
       await Promise.all([
         this.containers.removeDirectory(record.id),
         this.options.snapshotter.remove(record.snapshotKey).catch((err: unknown) => {
